@@ -1,0 +1,75 @@
+// Host-side contract shared by the CPU and CUDA pixel-shuffle kernels: argument checks,
+// output allocation, and the epilogue handed to the kernels.
+//
+// Naming: the "small" tensor is (N, C, H, W) with C = Co * r * r; the "large" one is
+// (N, Co, H * r, W * r). pixel_shuffle maps small -> large; pixel_unshuffle and the
+// fused backward map large -> small. Element (co, h * r + i, w * r + j) of the large tensor
+// is element (co * r * r + i * r + j, h, w) of the small one.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <c10/util/string_view.h>
+
+#include <optional>
+
+#include "ops/activation.h"
+
+namespace pyimg {
+
+// The layout pyimg's ops give their output: channels_last when the input's channels are its
+// innermost dimension, else contiguous. The Python fake kernels apply the same rule.
+at::MemoryFormat output_memory_format(const at::Tensor& x);
+
+// Validated epilogue of the fused shuffle: bias has one value per small channel, the PReLU
+// weight one per large channel (or one for all).
+struct FusedEpilogue {
+  Activation act = Activation::kNone;
+  at::Tensor bias;    // contiguous, or undefined for none
+  at::Tensor weight;  // contiguous PReLU weight, or undefined
+  double negative_slope = 0.0;
+
+  bool is_identity() const { return act == Activation::kNone && !bias.defined(); }
+};
+
+// Kernel-side view of FusedEpilogue: raw pointers, alpha resolved per large channel.
+template <typename T, typename Acc>
+struct EpilogueView {
+  Activation act;
+  const T* bias;
+  const T* weight;
+  int64_t weight_stride;  // 0 when one PReLU weight serves every channel
+  Acc slope;
+
+  C10_HOST_DEVICE Acc alpha(int64_t co) const {
+    return weight != nullptr ? static_cast<Acc>(weight[co * weight_stride]) : slope;
+  }
+  C10_HOST_DEVICE Acc bias_at(int64_t c) const {
+    return bias != nullptr ? static_cast<Acc>(bias[c]) : Acc(0);
+  }
+};
+
+template <typename T, typename Acc>
+EpilogueView<T, Acc> view_of(const FusedEpilogue& e) {
+  return {e.act,
+          e.bias.defined() ? e.bias.const_data_ptr<T>() : nullptr,
+          e.weight.defined() ? e.weight.const_data_ptr<T>() : nullptr,
+          e.weight.defined() && e.weight.numel() > 1 ? 1 : 0,
+          static_cast<Acc>(e.negative_slope)};
+}
+
+void check_small_tensor(const at::Tensor& small, int64_t r, const char* op);
+void check_large_tensor(const at::Tensor& large, int64_t r, const char* op);
+
+FusedEpilogue check_epilogue(const at::Tensor& small, int64_t r,
+                             const std::optional<at::Tensor>& bias, c10::string_view activation,
+                             const std::optional<at::Tensor>& weight, double negative_slope);
+
+// grad_out must be the large tensor that pixel_shuffle(x, r) returns: same sizes, dtype, device.
+void check_grad_out(const at::Tensor& grad_out, const at::Tensor& x, int64_t r);
+
+// Outputs in output_memory_format() of the tensor they are computed from.
+at::Tensor empty_large(const at::Tensor& small, int64_t r);
+at::Tensor empty_small(const at::Tensor& large, int64_t r);
+at::Tensor empty_like_input(const at::Tensor& x);
+
+}  // namespace pyimg

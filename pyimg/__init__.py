@@ -1,0 +1,13 @@
+"""pyimg: fast image-to-image deep learning for PyTorch.
+
+``pyimg.ops`` holds the functional ops, ``pyimg.nn`` drop-in modules; ``backends()`` tells
+which kernel backends this machine can run and why others cannot; ``use_backend(name)``
+forces one.
+"""
+
+from pyimg import nn, ops
+from pyimg._backend import BACKENDS, backends, use_backend
+from pyimg._extension import BUILD_INFO as build_info
+
+__version__ = "0.1.0"
+__all__ = ["BACKENDS", "backends", "build_info", "nn", "ops", "use_backend"]

@@ -1,0 +1,304 @@
+"""pixel_shuffle (sub-pixel upsampling, Shi et al. 2016, "Real-Time Single Image and Video
+Super-Resolution Using an Efficient Sub-Pixel Convolutional Neural Network") with an optional
+fused per-channel bias and activation, and pixel_unshuffle.
+
+Backends: ``cpu`` and ``cuda`` run ``torch.ops.pyimg.pixel_shuffle`` (csrc/ops/), ``triton``
+runs ``torch.ops.pyimg.pixel_shuffle_triton`` (pyimg/triton/pixel_shuffle.py), ``torch`` is
+the stock-op reference below. This file registers both ops' fake kernels and autograd.
+
+Layout: the output keeps the input's memory format (channels_last in, channels_last out), as
+the fake kernels promise; stock CUDA pixel_shuffle returns NCHW instead.
+"""
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from pyimg import _backend, _extension
+from pyimg.ops.activation import apply_activation, check_activation
+
+_KERNEL_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+def output_memory_format(x: torch.Tensor) -> torch.memory_format:
+    """channels_last when x's channels are its innermost dimension (csrc/ops/pixel_shuffle.cpp)."""
+    if x.dim() == 4 and x.stride(1) < x.stride(3):
+        return torch.channels_last
+    return torch.contiguous_format
+
+
+def _check_small(x: torch.Tensor, r: int, op: str = "pixel_shuffle") -> None:
+    if x.dim() < 3:
+        raise RuntimeError(
+            f"{op} expects input to have at least 3 dimensions, but got input with "
+            f"{x.dim()} dimension(s)"
+        )
+    if r <= 0:
+        raise RuntimeError(f"{op} expects a positive upscale_factor, but got {r}")
+    if x.shape[-3] % (r * r) != 0:
+        raise RuntimeError(
+            f"{op} expects its input's 'channel' dimension to be divisible by the square of "
+            f"upscale_factor, but input.size(-3)={x.shape[-3]} is not divisible by {r * r}"
+        )
+
+
+def _check_large(x: torch.Tensor, r: int) -> None:
+    if x.dim() < 3:
+        raise RuntimeError(
+            "pixel_unshuffle expects input to have at least 3 dimensions, but got input with "
+            f"{x.dim()} dimension(s)"
+        )
+    if r <= 0:
+        raise RuntimeError(f"pixel_unshuffle expects a positive downscale_factor, but got {r}")
+    for dim, name in ((-2, "height"), (-1, "width")):
+        if x.shape[dim] % r != 0:
+            raise RuntimeError(
+                f"pixel_unshuffle expects {name} to be divisible by downscale_factor, but "
+                f"input.size({dim})={x.shape[dim]} is not divisible by {r}"
+            )
+
+
+def _check_parameter(p: torch.Tensor, x: torch.Tensor, name: str) -> None:
+    if p.device != x.device:
+        raise RuntimeError(
+            "Expected all tensors to be on the same device, but found at least two devices, "
+            f"{x.device} (input) and {p.device} ({name})"
+        )
+
+
+def _check_epilogue(x, r, bias, activation, weight) -> None:
+    channels = x.shape[-3]
+    check_activation(activation, weight, channels // (r * r))
+    if bias is not None:
+        _check_parameter(bias, x, "bias")
+        if bias.dim() != 1 or bias.numel() != channels:
+            raise RuntimeError(
+                f"bias must be 1-D with {channels} elements, but got shape {tuple(bias.shape)}"
+            )
+    if weight is not None:
+        _check_parameter(weight, x, "weight")
+
+
+# -- the torch reference backend -------------------------------------------------------------
+
+
+def pixel_shuffle_reference(x, upscale_factor, bias=None, activation="none", weight=None,
+                            negative_slope=0.01):
+    """Stock ops, in x's dtype: bias, stock pixel_shuffle, activation; x's memory format.
+    The activation's channels are dim -3 whatever x's rank (PReLU's would be dim 1)."""
+    x4 = _as_4d(x)
+    y = x4 if bias is None else x4 + bias.view(-1, 1, 1)
+    y = apply_activation(F.pixel_shuffle(y, upscale_factor), activation, weight, negative_slope)
+    return _from_4d(y.contiguous(memory_format=output_memory_format(x4)), x)
+
+
+def pixel_unshuffle_reference(x, downscale_factor):
+    return F.pixel_unshuffle(x, downscale_factor).contiguous(memory_format=output_memory_format(x))
+
+
+# -- the Triton op ---------------------------------------------------------------------------
+
+
+@torch.library.custom_op("pyimg::pixel_shuffle_triton", mutates_args=())
+def _pixel_shuffle_triton(x: torch.Tensor, upscale_factor: int, bias: torch.Tensor | None = None,
+                          activation: str = "none", weight: torch.Tensor | None = None,
+                          negative_slope: float = 0.01) -> torch.Tensor:
+    from pyimg.triton import pixel_shuffle as kernels
+
+    _check_4d(x)
+    _check_small(x, upscale_factor)
+    _check_epilogue(x, upscale_factor, bias, activation, weight)
+    fmt = output_memory_format(x) == torch.channels_last
+    return kernels.shuffle(x, upscale_factor, bias, activation, weight, negative_slope, fmt)
+
+
+@torch.library.custom_op("pyimg::pixel_unshuffle_triton", mutates_args=())
+def _pixel_unshuffle_triton(x: torch.Tensor, downscale_factor: int) -> torch.Tensor:
+    from pyimg.triton import pixel_shuffle as kernels
+
+    _check_4d(x)
+    _check_large(x, downscale_factor)
+    fmt = output_memory_format(x) == torch.channels_last
+    return kernels.unshuffle(x, None, downscale_factor, None, "none", None, 0.0, fmt)
+
+
+@torch.library.custom_op("pyimg::pixel_shuffle_backward_triton", mutates_args=())
+def _pixel_shuffle_backward_triton(grad_out: torch.Tensor, x: torch.Tensor, upscale_factor: int,
+                                   bias: torch.Tensor | None, activation: str,
+                                   weight: torch.Tensor | None,
+                                   negative_slope: float) -> torch.Tensor:
+    from pyimg.triton import pixel_shuffle as kernels
+
+    fmt = output_memory_format(x) == torch.channels_last
+    return kernels.unshuffle(grad_out, x, upscale_factor, bias, activation, weight,
+                             negative_slope, fmt)
+
+
+def _check_4d(x: torch.Tensor) -> None:
+    if x.dim() != 4:
+        raise RuntimeError(f"expects a 4-D (N, C, H, W) input, but got {x.dim()} dimension(s)")
+
+
+# -- fake kernels and autograd, shared by the C++ and the Triton ops -------------------------
+
+
+@dataclass(frozen=True)
+class _Ops:
+    """One backend family's three ops."""
+
+    shuffle: object
+    unshuffle: object
+    backward: object
+
+
+def _empty(shape, like: torch.Tensor, fmt_of: torch.Tensor) -> torch.Tensor:
+    return torch.empty(shape, dtype=like.dtype, device=like.device,
+                       memory_format=output_memory_format(fmt_of))
+
+
+def _fake_shuffle(x, upscale_factor, bias=None, activation="none", weight=None,
+                  negative_slope=0.01):
+    _check_4d(x)
+    _check_small(x, upscale_factor)
+    _check_epilogue(x, upscale_factor, bias, activation, weight)
+    n, c, h, w = x.shape
+    r = upscale_factor
+    return _empty((n, c // (r * r), h * r, w * r), x, x)
+
+
+def _fake_unshuffle(x, downscale_factor):
+    _check_4d(x)
+    _check_large(x, downscale_factor)
+    n, c, h, w = x.shape
+    r = downscale_factor
+    return _empty((n, c * r * r, h // r, w // r), x, x)
+
+
+def _fake_backward(grad_out, x, upscale_factor, bias, activation, weight, negative_slope):
+    return _empty(x.shape, x, x)
+
+
+def _setup_shuffle(ctx, inputs, output):
+    x, r, bias, activation, weight, negative_slope = inputs
+    ctx.r, ctx.activation, ctx.negative_slope = r, activation, negative_slope
+    ctx.fused = bias is not None or activation != "none"
+    # From the inputs rather than ctx.needs_input_grad, whose length follows the call's
+    # argument count for custom_op-defined ops (defaults left out).
+    ctx.bias_needs_grad = bias is not None and bias.requires_grad
+    ctx.weight_needs_grad = weight is not None and weight.requires_grad
+    ctx.save_for_backward(x if ctx.fused else None, bias, weight)
+
+
+def _prelu_weight_grad(ops: _Ops, grad, x, r, bias, weight):
+    # d out / d alpha = z where z <= 0, summed per large channel (or over all of them).
+    z = x if bias is None else x + bias.view(1, -1, 1, 1)
+    per_small_channel = (ops.unshuffle(grad, r) * z.clamp(max=0)).sum((0, 2, 3))
+    per_channel = per_small_channel.view(-1, r * r).sum(1)
+    return (per_channel.sum() if weight.numel() == 1 else per_channel).reshape(weight.shape)
+
+
+def _make_shuffle_backward(ops: _Ops):
+    def backward(ctx, grad):
+        x, bias, weight = ctx.saved_tensors
+        if not ctx.fused:
+            return ops.unshuffle(grad, ctx.r), None, None, None, None, None
+        grad_z = ops.backward(grad, x, ctx.r, bias, ctx.activation, weight, ctx.negative_slope)
+        grad_bias = grad_z.sum((0, 2, 3)) if ctx.bias_needs_grad else None
+        grad_weight = None
+        if ctx.weight_needs_grad:
+            grad_weight = _prelu_weight_grad(ops, grad, x, ctx.r, bias, weight)
+        return grad_z, None, grad_bias, None, grad_weight, None
+
+    return backward
+
+
+def _setup_unshuffle(ctx, inputs, output):
+    ctx.r = inputs[1]
+
+
+def _register(name_prefix: str, suffix: str) -> _Ops:
+    names = [f"{name_prefix}::{op}{suffix}" for op in
+             ("pixel_shuffle", "pixel_unshuffle", "pixel_shuffle_backward")]
+    ns = getattr(torch.ops, name_prefix)
+    ops = _Ops(*(getattr(ns, name.split("::")[1]).default for name in names))
+    for name, fake in zip(names, (_fake_shuffle, _fake_unshuffle, _fake_backward), strict=True):
+        torch.library.register_fake(name)(fake)
+    torch.library.register_autograd(names[0], _make_shuffle_backward(ops),
+                                    setup_context=_setup_shuffle)
+    torch.library.register_autograd(
+        names[1], lambda ctx, grad: (ops.shuffle(grad, ctx.r), None),
+        setup_context=_setup_unshuffle,
+    )
+    return ops
+
+
+_TRITON_OPS = _register("pyimg", "_triton")
+_EXTENSION_OPS = _register("pyimg", "") if _extension.loaded() else None
+
+
+# -- the public functions --------------------------------------------------------------------
+
+
+def _unsupported(x: torch.Tensor):
+    def reason(backend: str) -> str | None:
+        if backend != "torch" and x.dtype not in _KERNEL_DTYPES:
+            return f"dtype {x.dtype} (kernels take float16, bfloat16, float32, float64)"
+        return None
+
+    return reason
+
+
+def _ops_for(backend: str) -> _Ops:
+    return _TRITON_OPS if backend == "triton" else _EXTENSION_OPS
+
+
+def _as_4d(x: torch.Tensor) -> torch.Tensor:
+    return x.unsqueeze(0) if x.dim() == 3 else x.reshape(-1, *x.shape[-3:])
+
+
+def _from_4d(y: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return y.squeeze(0) if like.dim() == 3 else y.reshape(*like.shape[:-3], *y.shape[-3:])
+
+
+def pixel_shuffle(x: torch.Tensor, upscale_factor: int, bias: torch.Tensor | None = None,
+                  activation: str = "none", weight: torch.Tensor | None = None,
+                  negative_slope: float = 0.01) -> torch.Tensor:
+    """Rearrange (*, C*r*r, H, W) into (*, C, H*r, W*r), as ``torch.nn.functional.pixel_shuffle``,
+    then apply ``activation`` (none, relu, leaky_relu, prelu, tanh, sigmoid) in the same pass.
+
+    ``bias`` is added before the activation: either one value per input channel (C*r*r, the
+    bias of the convolution that feeds the shuffle) or one per output channel (C).
+    ``weight`` is the PReLU weight (1 or C values); ``negative_slope`` that of leaky_relu.
+    Differentiable in x, bias and weight. The output keeps x's memory format.
+    """
+    _check_small(x, upscale_factor)
+    r = upscale_factor
+    if bias is not None:
+        _check_parameter(bias, x, "bias")
+        if bias.dim() == 1 and r > 1 and bias.numel() * r * r == x.shape[-3]:
+            bias = bias.repeat_interleave(r * r)
+        bias = bias.to(x.dtype)
+    if weight is not None:
+        weight = weight.to(x.dtype)
+    _check_epilogue(x, r, bias, activation, weight)
+    x4 = _as_4d(x)
+    backend = _backend.choose("pixel_shuffle", x.device, _unsupported(x))
+    if backend == "torch":
+        y = pixel_shuffle_reference(x4, r, bias, activation, weight, negative_slope)
+    else:
+        y = _ops_for(backend).shuffle(x4, r, bias, activation, weight, negative_slope)
+    return _from_4d(y, x)
+
+
+def pixel_unshuffle(x: torch.Tensor, downscale_factor: int) -> torch.Tensor:
+    """Rearrange (*, C, H*r, W*r) into (*, C*r*r, H, W), as
+    ``torch.nn.functional.pixel_unshuffle``; the inverse of ``pixel_shuffle``."""
+    _check_large(x, downscale_factor)
+    x4 = _as_4d(x)
+    backend = _backend.choose("pixel_unshuffle", x.device, _unsupported(x))
+    if backend == "torch":
+        y = pixel_unshuffle_reference(x4, downscale_factor)
+    else:
+        y = _ops_for(backend).unshuffle(x4, downscale_factor)
+    return _from_4d(y, x)
