@@ -27,10 +27,11 @@ def _tanh(z):
 
 @triton.jit
 def activate(z, alpha, ACT: tl.constexpr):
+    # z < 0 tested so that NaN passes through, as in ATen.
     if ACT == RELU:
-        z = tl.where(z > 0, z, 0.0)
+        z = tl.where(z < 0, 0.0, z)
     elif ACT == LEAKY_RELU or ACT == PRELU:
-        z = tl.where(z > 0, z, alpha * z)
+        z = tl.where(z < 0, alpha * z, z)
     elif ACT == TANH:
         z = _tanh(z)
     elif ACT == SIGMOID:

@@ -1,10 +1,16 @@
 // CPU kernels of pixel_shuffle, pixel_unshuffle and the fused backward.
-// Each output row is written contiguously by one task; inputs are read through their strides,
-// so non-contiguous and channels_last inputs need no copy.
+//
+// One task writes whole output rows (for channels_last, a whole image row of W*C values),
+// so index arithmetic is paid once a row, stores are sequential, and the inputs, read
+// through their strides, need no copy. The fused activation runs as a second pass over the
+// row while it is still in L1, with the activation fixed at compile time so the loop
+// vectorizes.
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
+
+#include <type_traits>
 
 #include "ops/pixel_shuffle.h"
 
@@ -20,10 +26,57 @@ Strides4 strides_of(const at::Tensor& t) {
 }
 
 // Enough rows per task that each task moves at least ~32K elements.
-int64_t grain_rows(int64_t row_length) { return std::max<int64_t>(1, 32768 / std::max<int64_t>(row_length, 1)); }
+int64_t grain_rows(int64_t row_length) {
+  return std::max<int64_t>(1, 32768 / std::max<int64_t>(row_length, 1));
+}
 
 bool is_channels_last(const at::Tensor& out) {
   return output_memory_format(out) == at::MemoryFormat::ChannelsLast;
+}
+
+// Calls f(std::integral_constant<Activation, act>) so the activation is a compile-time constant.
+template <typename F>
+void with_activation(Activation act, F&& f) {
+  using A = Activation;
+  switch (act) {
+    case A::kReLU: return f(std::integral_constant<A, A::kReLU>{});
+    case A::kLeakyReLU: return f(std::integral_constant<A, A::kLeakyReLU>{});
+    case A::kPReLU: return f(std::integral_constant<A, A::kPReLU>{});
+    case A::kTanh: return f(std::integral_constant<A, A::kTanh>{});
+    case A::kSigmoid: return f(std::integral_constant<A, A::kSigmoid>{});
+    default: return f(std::integral_constant<A, A::kNone>{});
+  }
+}
+
+// o[w * R + j] = f(row_j[w * sw], j) with row_j = in + j * sc: r input rows interleaved into
+// one output row. R is fixed at compile time for the common factors so the loop vectorizes.
+template <int R, typename T, typename F>
+void interleave_fixed(T* o, const T* in, int64_t sc, int64_t sw, int64_t W, const F& f) {
+  const T* rows[R];
+  for (int j = 0; j < R; ++j) rows[j] = in + j * sc;
+  if (sw == 1) {
+    for (int64_t w = 0; w < W; ++w) {
+      for (int j = 0; j < R; ++j) o[w * R + j] = f(rows[j][w], j);
+    }
+  } else {
+    for (int64_t w = 0; w < W; ++w) {
+      for (int j = 0; j < R; ++j) o[w * R + j] = f(rows[j][w * sw], j);
+    }
+  }
+}
+
+template <typename T, typename F>
+void interleave(T* o, const T* in, int64_t sc, int64_t sw, int64_t W, int64_t r, const F& f) {
+  switch (r) {
+    case 1: return interleave_fixed<1>(o, in, sc, sw, W, f);
+    case 2: return interleave_fixed<2>(o, in, sc, sw, W, f);
+    case 3: return interleave_fixed<3>(o, in, sc, sw, W, f);
+    case 4: return interleave_fixed<4>(o, in, sc, sw, W, f);
+    default:
+      for (int64_t j = 0; j < r; ++j) {
+        for (int64_t w = 0; w < W; ++w) o[w * r + j] = f(in[j * sc + w * sw], j);
+      }
+  }
 }
 
 // small (N, Co*r*r, H, W) -> large (N, Co, H*r, W*r): out = act(x + bias[c]).
@@ -31,40 +84,58 @@ template <typename T, bool kFused>
 void shuffle(const at::Tensor& x, int64_t r, const FusedEpilogue& epilogue, at::Tensor& out) {
   using Acc = at::opmath_type<T>;
   const auto e = view_of<T, Acc>(epilogue);
-  const auto value = [&e](T v, int64_t c, int64_t co) -> T {
-    if constexpr (kFused) {
-      return static_cast<T>(activate<Acc>(e.act, static_cast<Acc>(v) + e.bias_at(c), e.alpha(co)));
-    } else {
-      return v;
-    }
-  };
   const T* src = x.const_data_ptr<T>();
   T* dst = out.mutable_data_ptr<T>();
   const Strides4 s = strides_of(x);
   const int64_t Co = out.size(1), Ho = out.size(2), Wo = out.size(3), W = Wo / r, rr = r * r;
 
-  if (is_channels_last(out)) {
-    at::parallel_for(0, out.size(0) * Ho * Wo, grain_rows(Co), [&](int64_t begin, int64_t end) {
+  with_activation(e.act, [&](auto act_constant) {
+    constexpr Activation act = decltype(act_constant)::value;
+    const auto finish = [&e](T& v, int64_t c, Acc alpha) {
+      v = static_cast<T>(activate<Acc>(act, static_cast<Acc>(v) + e.bias_at(c), alpha));
+    };
+    if (is_channels_last(out)) {
+      at::parallel_for(0, out.size(0) * Ho, grain_rows(Wo * Co), [&](int64_t begin, int64_t end) {
+        for (int64_t row = begin; row < end; ++row) {
+          const int64_t ho = row % Ho, n = row / Ho, i = ho % r;
+          const T* in = src + n * s.n + (ho / r) * s.h + i * r * s.c;
+          T* o = dst + row * Wo * Co;
+          for (int64_t wo = 0; wo < Wo; ++wo, o += Co) {
+            const T* p = in + (wo / r) * s.w + (wo % r) * s.c;
+            for (int64_t co = 0; co < Co; ++co) o[co] = p[co * rr * s.c];
+            if constexpr (kFused) {
+              const int64_t ij = i * r + wo % r;
+              for (int64_t co = 0; co < Co; ++co) finish(o[co], co * rr + ij, e.alpha(co));
+            }
+          }
+        }
+      });
+      return;
+    }
+    at::parallel_for(0, out.size(0) * Co * Ho, grain_rows(Wo), [&](int64_t begin, int64_t end) {
       for (int64_t row = begin; row < end; ++row) {
-        const int64_t wo = row % Wo, ho = (row / Wo) % Ho, n = row / (Wo * Ho);
-        const int64_t ij = (ho % r) * r + wo % r;
-        const T* in = src + n * s.n + (ho / r) * s.h + (wo / r) * s.w + ij * s.c;
-        T* o = dst + row * Co;
-        for (int64_t co = 0; co < Co; ++co) o[co] = value(in[co * rr * s.c], co * rr + ij, co);
+        const int64_t ho = row % Ho, co = (row / Ho) % Co, n = row / (Ho * Co);
+        const int64_t c0 = co * rr + (ho % r) * r;
+        const T* in = src + n * s.n + c0 * s.c + (ho / r) * s.h;
+        T* o = dst + row * Wo;
+        if constexpr (kFused) {
+          const Acc alpha = e.alpha(co);
+          if (e.bias != nullptr) {
+            const T* bias = e.bias + c0;
+            interleave(o, in, s.c, s.w, W, r, [alpha, bias](T v, int64_t j) {
+              const Acc z = static_cast<Acc>(v) + static_cast<Acc>(bias[j]);
+              return static_cast<T>(activate<Acc>(act, z, alpha));
+            });
+          } else {
+            interleave(o, in, s.c, s.w, W, r, [alpha](T v, int64_t) {
+              return static_cast<T>(activate<Acc>(act, static_cast<Acc>(v), alpha));
+            });
+          }
+        } else {
+          interleave(o, in, s.c, s.w, W, r, [](T v, int64_t) { return v; });
+        }
       }
     });
-    return;
-  }
-  at::parallel_for(0, out.size(0) * Co * Ho, grain_rows(Wo), [&](int64_t begin, int64_t end) {
-    for (int64_t row = begin; row < end; ++row) {
-      const int64_t ho = row % Ho, co = (row / Ho) % Co, n = row / (Ho * Co);
-      T* o = dst + row * Wo;
-      for (int64_t j = 0; j < r; ++j) {
-        const int64_t c = co * rr + (ho % r) * r + j;
-        const T* in = src + n * s.n + c * s.c + (ho / r) * s.h;
-        for (int64_t w = 0; w < W; ++w) o[w * r + j] = value(in[w * s.w], c, co);
-      }
-    }
   });
 }
 
@@ -81,45 +152,52 @@ void unshuffle(const at::Tensor& large, const at::Tensor& x, int64_t r,
   const Strides4 L = strides_of(large);
   const Strides4 s = kFused ? strides_of(x) : Strides4{0, 0, 0, 0};
   const int64_t C = out.size(1), H = out.size(2), W = out.size(3), rr = r * r;
-  const auto value = [&](T g, const T* xp, int64_t c, int64_t co) -> T {
-    if constexpr (kFused) {
-      const Acc z = static_cast<Acc>(*xp) + e.bias_at(c);
-      return static_cast<T>(static_cast<Acc>(g) * activation_grad<Acc>(e.act, z, e.alpha(co)));
-    } else {
-      return g;
-    }
-  };
 
-  if (is_channels_last(out)) {
-    at::parallel_for(0, out.size(0) * H * W, grain_rows(C), [&](int64_t begin, int64_t end) {
-      for (int64_t row = begin; row < end; ++row) {
-        const int64_t w = row % W, h = (row / W) % H, n = row / (W * H);
-        const T* in = src + n * L.n + h * r * L.h + w * r * L.w;
-        const T* xp = kFused ? xs + n * s.n + h * s.h + w * s.w : nullptr;
-        T* o = dst + row * C;
-        int64_t c = 0;
-        for (int64_t co = 0; co < C / rr; ++co) {
-          for (int64_t i = 0; i < r; ++i) {
-            for (int64_t j = 0; j < r; ++j, ++c) {
-              o[c] = value(in[co * L.c + i * L.h + j * L.w], kFused ? xp + c * s.c : nullptr, c, co);
+  with_activation(e.act, [&](auto act_constant) {
+    constexpr Activation act = decltype(act_constant)::value;
+    const auto value = [&e](T g, T xv, int64_t c, int64_t co) -> T {
+      if constexpr (kFused) {
+        const Acc z = static_cast<Acc>(xv) + e.bias_at(c);
+        return static_cast<T>(static_cast<Acc>(g) * activation_grad<Acc>(act, z, e.alpha(co)));
+      } else {
+        return g;
+      }
+    };
+    if (is_channels_last(out)) {
+      at::parallel_for(0, out.size(0) * H, grain_rows(W * C), [&](int64_t begin, int64_t end) {
+        for (int64_t row = begin; row < end; ++row) {
+          const int64_t h = row % H, n = row / H;
+          T* o = dst + row * W * C;
+          for (int64_t w = 0; w < W; ++w, o += C) {
+            const T* in = src + n * L.n + h * r * L.h + w * r * L.w;
+            const T* xp = kFused ? xs + n * s.n + h * s.h + w * s.w : nullptr;
+            int64_t c = 0;
+            for (int64_t co = 0; co < C / rr; ++co) {
+              for (int64_t i = 0; i < r; ++i) {
+                for (int64_t j = 0; j < r; ++j, ++c) {
+                  const T g = in[co * L.c + i * L.h + j * L.w];
+                  o[c] = value(g, kFused ? xp[c * s.c] : g, c, co);
+                }
+              }
             }
           }
         }
+      });
+      return;
+    }
+    at::parallel_for(0, out.size(0) * C * H, grain_rows(W), [&](int64_t begin, int64_t end) {
+      for (int64_t row = begin; row < end; ++row) {
+        const int64_t h = row % H, c = (row / H) % C, n = row / (H * C);
+        const int64_t co = c / rr, i = (c % rr) / r, j = c % r;
+        const T* in = src + n * L.n + co * L.c + (h * r + i) * L.h + j * L.w;
+        const T* xp = kFused ? xs + n * s.n + c * s.c + h * s.h : nullptr;
+        T* o = dst + row * W;
+        for (int64_t w = 0; w < W; ++w) {
+          const T g = in[w * r * L.w];
+          o[w] = value(g, kFused ? xp[w * s.w] : g, c, co);
+        }
       }
     });
-    return;
-  }
-  at::parallel_for(0, out.size(0) * C * H, grain_rows(W), [&](int64_t begin, int64_t end) {
-    for (int64_t row = begin; row < end; ++row) {
-      const int64_t h = row % H, c = (row / H) % C, n = row / (H * C);
-      const int64_t co = c / rr, i = (c % rr) / r, j = c % r;
-      const T* in = src + n * L.n + co * L.c + (h * r + i) * L.h + j * L.w;
-      const T* xp = kFused ? xs + n * s.n + c * s.c + h * s.h : nullptr;
-      T* o = dst + row * W;
-      for (int64_t w = 0; w < W; ++w) {
-        o[w] = value(in[w * r * L.w], kFused ? xp + w * s.w : nullptr, c, co);
-      }
-    }
   });
 }
 
@@ -127,9 +205,14 @@ at::Tensor pixel_shuffle_cpu(const at::Tensor& x, int64_t r, const std::optional
                              c10::string_view activation, const std::optional<at::Tensor>& weight,
                              double negative_slope) {
   check_small_tensor(x, r, "pixel_shuffle");
-  const FusedEpilogue epilogue = check_epilogue(x, r, bias, activation, weight, negative_slope);
+  FusedEpilogue epilogue = check_epilogue(x, r, bias, activation, weight, negative_slope);
   at::Tensor out = empty_large(x, r);
   if (out.numel() == 0) return out;
+  // libm's scalar tanh and exp cost more than a second pass of ATen's vectorized ones.
+  const Activation transcendental = epilogue.act;
+  const bool second_pass =
+      transcendental == Activation::kTanh || transcendental == Activation::kSigmoid;
+  if (second_pass) epilogue.act = Activation::kNone;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "pixel_shuffle_cpu",
                                   [&] {
                                     if (epilogue.is_identity()) {
@@ -138,6 +221,7 @@ at::Tensor pixel_shuffle_cpu(const at::Tensor& x, int64_t r, const std::optional
                                       shuffle<scalar_t, true>(x, r, epilogue, out);
                                     }
                                   });
+  if (second_pass) transcendental == Activation::kTanh ? out.tanh_() : out.sigmoid_();
   return out;
 }
 
