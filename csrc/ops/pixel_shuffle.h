@@ -20,6 +20,10 @@ namespace pyimg {
 // innermost dimension, else contiguous. The Python fake kernels apply the same rule.
 at::MemoryFormat output_memory_format(const at::Tensor& x);
 
+inline bool is_channels_last(const at::Tensor& x) {
+  return output_memory_format(x) == at::MemoryFormat::ChannelsLast;
+}
+
 // Validated epilogue of the fused shuffle: bias has one value per small channel, the PReLU
 // weight one per large channel (or one for all).
 struct FusedEpilogue {

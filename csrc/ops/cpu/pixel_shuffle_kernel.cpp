@@ -13,25 +13,14 @@
 #include <type_traits>
 
 #include "ops/pixel_shuffle.h"
+#include "ops/strides.h"
 
 namespace pyimg {
 namespace {
 
-struct Strides4 {
-  int64_t n, c, h, w;
-};
-
-Strides4 strides_of(const at::Tensor& t) {
-  return {t.stride(0), t.stride(1), t.stride(2), t.stride(3)};
-}
-
 // Enough rows per task that each task moves at least ~32K elements.
 int64_t grain_rows(int64_t row_length) {
   return std::max<int64_t>(1, 32768 / std::max<int64_t>(row_length, 1));
-}
-
-bool is_channels_last(const at::Tensor& out) {
-  return output_memory_format(out) == at::MemoryFormat::ChannelsLast;
 }
 
 // Calls f(std::integral_constant<Activation, act>) so the activation is a compile-time constant.

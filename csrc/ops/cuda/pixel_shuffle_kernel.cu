@@ -17,19 +17,12 @@
 #include <cstdint>
 
 #include "ops/pixel_shuffle.h"
+#include "ops/strides.h"
 
 namespace pyimg {
 namespace {
 
 constexpr int kThreads = 256;
-
-struct Strides4 {
-  int64_t n, c, h, w;
-};
-
-Strides4 strides_of(const at::Tensor& t) {
-  return {t.stride(0), t.stride(1), t.stride(2), t.stride(3)};
-}
 
 template <typename T>
 constexpr int vec_width() {
@@ -181,10 +174,6 @@ __global__ void __launch_bounds__(kThreads)
     }
     store_chunk<T, kVec>(out + row * rows.row_len + k0, v, count, rows.vector_store);
   }
-}
-
-bool is_channels_last(const at::Tensor& out) {
-  return output_memory_format(out) == at::MemoryFormat::ChannelsLast;
 }
 
 template <typename T, bool kFused>
