@@ -11,6 +11,7 @@
 #include <torch/library.h>
 
 #include <type_traits>
+#include <vector>
 
 #include "ops/pixel_shuffle.h"
 #include "ops/strides.h"
@@ -80,21 +81,28 @@ void shuffle(const at::Tensor& x, int64_t r, const FusedEpilogue& epilogue, at::
 
   with_activation(e.act, [&](auto act_constant) {
     constexpr Activation act = decltype(act_constant)::value;
-    const auto finish = [&e](T& v, int64_t c, Acc alpha) {
-      v = static_cast<T>(activate<Acc>(act, static_cast<Acc>(v) + e.bias_at(c), alpha));
-    };
     if (is_channels_last(out)) {
       at::parallel_for(0, out.size(0) * Ho, grain_rows(Wo * Co), [&](int64_t begin, int64_t end) {
+        // The epilogue's per-channel values, unpacked once per task into branch-free tables.
+        std::vector<Acc> bias(kFused ? Co * rr : 0), alpha(kFused ? Co : 0);
+        for (int64_t c = 0; c < static_cast<int64_t>(bias.size()); ++c) bias[c] = e.bias_at(c);
+        for (int64_t co = 0; co < static_cast<int64_t>(alpha.size()); ++co) alpha[co] = e.alpha(co);
         for (int64_t row = begin; row < end; ++row) {
           const int64_t ho = row % Ho, n = row / Ho, i = ho % r;
           const T* in = src + n * s.n + (ho / r) * s.h + i * r * s.c;
           T* o = dst + row * Wo * Co;
-          for (int64_t wo = 0; wo < Wo; ++wo, o += Co) {
-            const T* p = in + (wo / r) * s.w + (wo % r) * s.c;
-            for (int64_t co = 0; co < Co; ++co) o[co] = p[co * rr * s.c];
-            if constexpr (kFused) {
-              const int64_t ij = i * r + wo % r;
-              for (int64_t co = 0; co < Co; ++co) finish(o[co], co * rr + ij, e.alpha(co));
+          for (int64_t w = 0; w < W; ++w) {
+            for (int64_t j = 0; j < r; ++j, o += Co) {
+              const T* p = in + w * s.w + j * s.c;
+              if constexpr (kFused) {
+                const Acc* b = bias.data() + i * r + j;
+                for (int64_t co = 0; co < Co; ++co) {
+                  const Acc z = static_cast<Acc>(p[co * rr * s.c]) + b[co * rr];
+                  o[co] = static_cast<T>(activate<Acc>(act, z, alpha[co]));
+                }
+              } else {
+                for (int64_t co = 0; co < Co; ++co) o[co] = p[co * rr * s.c];
+              }
             }
           }
         }
