@@ -8,6 +8,8 @@ import sys
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from support import (
     LOW_PRECISION,
     TOLERANCE,
@@ -330,3 +332,22 @@ def test_reference_matches_stock_composition():
     torch.testing.assert_close(y, F.prelu(F.pixel_shuffle(x + b.view(-1, 1, 1), 2), w))
     assert y.is_contiguous(memory_format=torch.channels_last)
     assert torch.equal(pixel_unshuffle_reference(y, 2), F.pixel_unshuffle(y, 2))
+
+
+# -- a randomized sweep ----------------------------------------------------------------------
+
+
+@given(
+    n=st.integers(0, 3), co=st.integers(1, 5), r=st.integers(1, 5), h=st.integers(1, 6),
+    w=st.integers(1, 6), layout=st.sampled_from(("contiguous", "channels_last", "strided")),
+    activation=st.sampled_from(("none", "leaky_relu", "prelu")), bias=st.booleans(),
+)
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_sweep_matches_reference(backend, n, co, r, h, w, layout, activation, bias):
+    x = torch.randn(n, co * r * r, h, w, device=backend, dtype=torch.float64)
+    xl = dict(layouts(x))[layout]
+    b, weight = epilogue(x, r, activation, bias=bias)
+    y = pyimg.ops.pixel_shuffle(xl, r, b, activation, weight, 0.1)
+    torch.testing.assert_close(y, pixel_shuffle_reference(x, r, b, activation, weight, 0.1))
+    assert torch.equal(pyimg.ops.pixel_unshuffle(y, r), pixel_unshuffle_reference(y, r))
