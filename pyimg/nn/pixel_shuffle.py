@@ -5,7 +5,8 @@ from torch import nn
 
 from pyimg.ops import pixel_shuffle, pixel_unshuffle
 
-_ACTIVATION_OF = {
+# The activation modules PixelShuffleAct fuses, by the name pyimg.ops.pixel_shuffle uses.
+FUSABLE_ACTIVATIONS = {
     nn.ReLU: "relu",
     nn.LeakyReLU: "leaky_relu",
     nn.PReLU: "prelu",
@@ -53,10 +54,10 @@ class PixelShuffleAct(nn.Module):
     @classmethod
     def from_modules(cls, shuffle: nn.PixelShuffle, act: nn.Module) -> "PixelShuffleAct":
         """Build from a stock PixelShuffle and the activation module after it (weights copied)."""
-        if type(act) not in _ACTIVATION_OF:
+        if type(act) not in FUSABLE_ACTIVATIONS:
             raise TypeError(f"cannot fuse {type(act).__name__}; expected one of "
-                            f"{[t.__name__ for t in _ACTIVATION_OF]}")
-        name = _ACTIVATION_OF[type(act)]
+                            f"{[t.__name__ for t in FUSABLE_ACTIVATIONS]}")
+        name = FUSABLE_ACTIVATIONS[type(act)]
         fused = cls(shuffle.upscale_factor, name,
                     negative_slope=getattr(act, "negative_slope", 0.01))
         if name == "prelu":
