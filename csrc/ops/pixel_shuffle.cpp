@@ -21,7 +21,7 @@ static void check_common(const at::Tensor& t, int64_t r, const char* op, const c
               " expects a floating-point input, but got ", t.scalar_type());
 }
 
-void check_small_tensor(const at::Tensor& small, int64_t r, const char* op) {
+static void check_small_tensor(const at::Tensor& small, int64_t r, const char* op) {
   check_common(small, r, op, "upscale_factor");
   TORCH_CHECK(small.size(1) % (r * r) == 0, op,
               " expects its input's 'channel' dimension to be divisible by the square of "
@@ -29,7 +29,7 @@ void check_small_tensor(const at::Tensor& small, int64_t r, const char* op) {
               small.size(1), " is not divisible by ", r * r);
 }
 
-void check_large_tensor(const at::Tensor& large, int64_t r, const char* op) {
+static void check_large_tensor(const at::Tensor& large, int64_t r, const char* op) {
   check_common(large, r, op, "downscale_factor");
   TORCH_CHECK(large.size(2) % r == 0, op,
               " expects height to be divisible by downscale_factor, but input.size(-2)=",
@@ -50,7 +50,7 @@ static at::Tensor checked_parameter(const at::Tensor& p, const at::Tensor& x, co
   return p.contiguous();
 }
 
-FusedEpilogue check_epilogue(const at::Tensor& small, int64_t r,
+static FusedEpilogue check_epilogue(const at::Tensor& small, int64_t r,
                              const std::optional<at::Tensor>& bias, c10::string_view activation,
                              const std::optional<at::Tensor>& weight, double negative_slope) {
   FusedEpilogue e;
@@ -71,7 +71,7 @@ FusedEpilogue check_epilogue(const at::Tensor& small, int64_t r,
   return e;
 }
 
-void check_grad_out(const at::Tensor& grad_out, const at::Tensor& x, int64_t r) {
+static void check_grad_out(const at::Tensor& grad_out, const at::Tensor& x, int64_t r) {
   const std::array<int64_t, 4> expected{x.size(0), x.size(1) / (r * r), x.size(2) * r,
                                         x.size(3) * r};
   TORCH_CHECK(grad_out.sizes() == at::IntArrayRef(expected), "pixel_shuffle_backward: grad_out ",
@@ -81,18 +81,42 @@ void check_grad_out(const at::Tensor& grad_out, const at::Tensor& x, int64_t r) 
               "pixel_shuffle_backward: grad_out must match x's device and dtype");
 }
 
-at::Tensor empty_large(const at::Tensor& small, int64_t r) {
+static at::Tensor empty_large(const at::Tensor& small, int64_t r) {
   return at::empty({small.size(0), small.size(1) / (r * r), small.size(2) * r, small.size(3) * r},
                    small.options().memory_format(output_memory_format(small)));
 }
 
-at::Tensor empty_small(const at::Tensor& large, int64_t r) {
+static at::Tensor empty_small(const at::Tensor& large, int64_t r) {
   return at::empty({large.size(0), large.size(1) * r * r, large.size(2) / r, large.size(3) / r},
                    large.options().memory_format(output_memory_format(large)));
 }
 
-at::Tensor empty_like_input(const at::Tensor& x) {
+static at::Tensor empty_like_input(const at::Tensor& x) {
   return at::empty(x.sizes(), x.options().memory_format(output_memory_format(x)));
+}
+
+PreparedCall prepare_shuffle(const at::Tensor& x, int64_t r, const std::optional<at::Tensor>& bias,
+                             c10::string_view activation, const std::optional<at::Tensor>& weight,
+                             double negative_slope) {
+  check_small_tensor(x, r, "pixel_shuffle");
+  FusedEpilogue epilogue = check_epilogue(x, r, bias, activation, weight, negative_slope);
+  return {std::move(epilogue), empty_large(x, r)};
+}
+
+at::Tensor prepare_unshuffle(const at::Tensor& x, int64_t r) {
+  check_large_tensor(x, r, "pixel_unshuffle");
+  return empty_small(x, r);
+}
+
+PreparedCall prepare_shuffle_backward(const at::Tensor& grad_out, const at::Tensor& x, int64_t r,
+                                      const std::optional<at::Tensor>& bias,
+                                      c10::string_view activation,
+                                      const std::optional<at::Tensor>& weight,
+                                      double negative_slope) {
+  check_small_tensor(x, r, "pixel_shuffle_backward");
+  check_grad_out(grad_out, x, r);
+  FusedEpilogue epilogue = check_epilogue(x, r, bias, activation, weight, negative_slope);
+  return {std::move(epilogue), empty_like_input(x)};
 }
 
 }  // namespace pyimg

@@ -61,19 +61,25 @@ EpilogueView<T, Acc> view_of(const FusedEpilogue& e) {
           static_cast<Acc>(e.negative_slope)};
 }
 
-void check_small_tensor(const at::Tensor& small, int64_t r, const char* op);
-void check_large_tensor(const at::Tensor& large, int64_t r, const char* op);
+// An op call past its checks: the validated epilogue and the allocated, unwritten output.
+struct PreparedCall {
+  FusedEpilogue epilogue;
+  at::Tensor out;
+};
 
-FusedEpilogue check_epilogue(const at::Tensor& small, int64_t r,
-                             const std::optional<at::Tensor>& bias, c10::string_view activation,
-                             const std::optional<at::Tensor>& weight, double negative_slope);
+// pixel_shuffle(x, r, bias, activation, weight, negative_slope): out is the large tensor.
+PreparedCall prepare_shuffle(const at::Tensor& x, int64_t r, const std::optional<at::Tensor>& bias,
+                             c10::string_view activation, const std::optional<at::Tensor>& weight,
+                             double negative_slope);
 
-// grad_out must be the large tensor that pixel_shuffle(x, r) returns: same sizes, dtype, device.
-void check_grad_out(const at::Tensor& grad_out, const at::Tensor& x, int64_t r);
+// pixel_unshuffle(x, r): out is the small tensor.
+at::Tensor prepare_unshuffle(const at::Tensor& x, int64_t r);
 
-// Outputs in output_memory_format() of the tensor they are computed from.
-at::Tensor empty_large(const at::Tensor& small, int64_t r);
-at::Tensor empty_small(const at::Tensor& large, int64_t r);
-at::Tensor empty_like_input(const at::Tensor& x);
+// pixel_shuffle_backward(grad_out, x, ...): out is laid out like x.
+PreparedCall prepare_shuffle_backward(const at::Tensor& grad_out, const at::Tensor& x, int64_t r,
+                                      const std::optional<at::Tensor>& bias,
+                                      c10::string_view activation,
+                                      const std::optional<at::Tensor>& weight,
+                                      double negative_slope);
 
 }  // namespace pyimg

@@ -201,9 +201,7 @@ void unshuffle(const at::Tensor& large, const at::Tensor& x, int64_t r,
 at::Tensor pixel_shuffle_cpu(const at::Tensor& x, int64_t r, const std::optional<at::Tensor>& bias,
                              c10::string_view activation, const std::optional<at::Tensor>& weight,
                              double negative_slope) {
-  check_small_tensor(x, r, "pixel_shuffle");
-  FusedEpilogue epilogue = check_epilogue(x, r, bias, activation, weight, negative_slope);
-  at::Tensor out = empty_large(x, r);
+  auto [epilogue, out] = prepare_shuffle(x, r, bias, activation, weight, negative_slope);
   if (out.numel() == 0) return out;
   // libm's scalar tanh and exp cost more than a second pass of ATen's vectorized ones.
   const Activation transcendental = epilogue.act;
@@ -223,8 +221,7 @@ at::Tensor pixel_shuffle_cpu(const at::Tensor& x, int64_t r, const std::optional
 }
 
 at::Tensor pixel_unshuffle_cpu(const at::Tensor& x, int64_t r) {
-  check_large_tensor(x, r, "pixel_unshuffle");
-  at::Tensor out = empty_small(x, r);
+  at::Tensor out = prepare_unshuffle(x, r);
   if (out.numel() == 0) return out;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "pixel_unshuffle_cpu",
                                   [&] { unshuffle<scalar_t, false>(x, x, r, FusedEpilogue{}, out); });
@@ -236,10 +233,8 @@ at::Tensor pixel_shuffle_backward_cpu(const at::Tensor& grad_out, const at::Tens
                                       c10::string_view activation,
                                       const std::optional<at::Tensor>& weight,
                                       double negative_slope) {
-  check_small_tensor(x, r, "pixel_shuffle_backward");
-  check_grad_out(grad_out, x, r);
-  const FusedEpilogue epilogue = check_epilogue(x, r, bias, activation, weight, negative_slope);
-  at::Tensor out = empty_like_input(x);
+  auto [epilogue, out] =
+      prepare_shuffle_backward(grad_out, x, r, bias, activation, weight, negative_slope);
   if (out.numel() == 0) return out;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(),
                                   "pixel_shuffle_backward_cpu",

@@ -40,6 +40,18 @@ struct Rows {
   int64_t chunks_per_row;
   int64_t total_chunks;
   bool vector_store;  // every chunk is whole and 16-byte aligned
+
+  struct Chunk {
+    int64_t row, first;  // output row, and index in it of the chunk's first element
+    int count;           // elements in the chunk: kVec, or fewer at the end of a row
+  };
+
+  template <int kVec>
+  __device__ Chunk chunk(int64_t t) const {
+    const int64_t row = t / chunks_per_row;
+    const int64_t first = (t - row * chunks_per_row) * kVec;
+    return {row, first, static_cast<int>(min(int64_t{kVec}, row_len - first))};
+  }
 };
 
 template <typename T>
@@ -87,9 +99,7 @@ __global__ void __launch_bounds__(kThreads)
   };
   for (int64_t t = blockIdx.x * int64_t{kThreads} + threadIdx.x; t < rows.total_chunks;
        t += int64_t{gridDim.x} * kThreads) {
-    const int64_t row = t / rows.chunks_per_row;
-    const int64_t k0 = (t - row * rows.chunks_per_row) * kVec;
-    const int count = static_cast<int>(min(int64_t{kVec}, rows.row_len - k0));
+    const auto [row, k0, count] = rows.chunk<kVec>(t);
     T v[kVec];
     if (channels_last) {
       const int64_t wo = row % Wo, ho = (row / Wo) % Ho, n = row / (Wo * Ho);
@@ -139,9 +149,7 @@ __global__ void __launch_bounds__(kThreads)
   };
   for (int64_t t = blockIdx.x * int64_t{kThreads} + threadIdx.x; t < rows.total_chunks;
        t += int64_t{gridDim.x} * kThreads) {
-    const int64_t row = t / rows.chunks_per_row;
-    const int64_t k0 = (t - row * rows.chunks_per_row) * kVec;
-    const int count = static_cast<int>(min(int64_t{kVec}, rows.row_len - k0));
+    const auto [row, k0, count] = rows.chunk<kVec>(t);
     T v[kVec];
     if (channels_last) {
       const int64_t w = row % W, h = (row / W) % H, n = row / (W * H);
@@ -205,10 +213,8 @@ void launch_unshuffle(const at::Tensor& large, const at::Tensor& x, int64_t r,
 at::Tensor pixel_shuffle_cuda(const at::Tensor& x, int64_t r,
                               const std::optional<at::Tensor>& bias, c10::string_view activation,
                               const std::optional<at::Tensor>& weight, double negative_slope) {
-  check_small_tensor(x, r, "pixel_shuffle");
-  const FusedEpilogue epilogue = check_epilogue(x, r, bias, activation, weight, negative_slope);
   const c10::cuda::CUDAGuard guard(x.device());
-  at::Tensor out = empty_large(x, r);
+  auto [epilogue, out] = prepare_shuffle(x, r, bias, activation, weight, negative_slope);
   if (out.numel() == 0) return out;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "pixel_shuffle_cuda",
                                   [&] {
@@ -222,9 +228,8 @@ at::Tensor pixel_shuffle_cuda(const at::Tensor& x, int64_t r,
 }
 
 at::Tensor pixel_unshuffle_cuda(const at::Tensor& x, int64_t r) {
-  check_large_tensor(x, r, "pixel_unshuffle");
   const c10::cuda::CUDAGuard guard(x.device());
-  at::Tensor out = empty_small(x, r);
+  at::Tensor out = prepare_unshuffle(x, r);
   if (out.numel() == 0) return out;
   AT_DISPATCH_FLOATING_TYPES_AND2(
       at::kHalf, at::kBFloat16, x.scalar_type(), "pixel_unshuffle_cuda",
@@ -237,11 +242,9 @@ at::Tensor pixel_shuffle_backward_cuda(const at::Tensor& grad_out, const at::Ten
                                        c10::string_view activation,
                                        const std::optional<at::Tensor>& weight,
                                        double negative_slope) {
-  check_small_tensor(x, r, "pixel_shuffle_backward");
-  check_grad_out(grad_out, x, r);
-  const FusedEpilogue epilogue = check_epilogue(x, r, bias, activation, weight, negative_slope);
   const c10::cuda::CUDAGuard guard(x.device());
-  at::Tensor out = empty_like_input(x);
+  auto [epilogue, out] =
+      prepare_shuffle_backward(grad_out, x, r, bias, activation, weight, negative_slope);
   if (out.numel() == 0) return out;
   AT_DISPATCH_FLOATING_TYPES_AND2(
       at::kHalf, at::kBFloat16, x.scalar_type(), "pixel_shuffle_backward_cuda",
