@@ -57,8 +57,10 @@ def _extension():
     sources = sorted(glob.glob("csrc/*.cpp") + glob.glob("csrc/ops/*.cpp"))
     sources += sorted(glob.glob("csrc/ops/cpu/*.cpp"))
     cxx = ["-O0", "-g"] if debug else ["-O3"]
+    # ATen's parallel_for is an inline OpenMP region: without -fopenmp it runs one thread.
+    cxx += ["-fopenmp"]
     cxx += [f'-DPYIMG_TORCH_VERSION="{torch.__version__}"']
-    kwargs = {"include_dirs": [os.path.join(ROOT, "csrc")]}
+    kwargs = {"include_dirs": [os.path.join(ROOT, "csrc")], "extra_link_args": ["-fopenmp"]}
     if not with_cuda:
         return cpp_extension.CppExtension(
             "pyimg._C", sources, extra_compile_args={"cxx": cxx}, **kwargs

@@ -9,15 +9,18 @@ from torch.nn import (  # stock until their pyimg kernels land (issues 3, 4, 5)
     BatchNorm2d,
     Conv2d,
     ConvTranspose2d,
-    MaxPool2d,
-    MaxUnpool2d,
     PReLU,
 )
 
+from pyimg.nn.batch_norm import BatchNormAdd, BatchNormPReLU
+from pyimg.nn.fold import fold_batch_norm
 from pyimg.nn.pixel_shuffle import PixelShuffle, PixelShuffleAct, PixelUnshuffle
+from pyimg.nn.pooling import MaxPool2d, MaxUnpool2d
 
 __all__ = [
     "BatchNorm2d",
+    "BatchNormAdd",
+    "BatchNormPReLU",
     "Conv2d",
     "ConvTranspose2d",
     "MaxPool2d",
@@ -26,4 +29,5 @@ __all__ = [
     "PixelShuffle",
     "PixelShuffleAct",
     "PixelUnshuffle",
+    "fold_batch_norm",
 ]

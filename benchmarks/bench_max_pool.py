@@ -1,0 +1,122 @@
+"""max_pool2d_with_indices and max_unpool2d: pyimg's backends (flat int64 and compact uint8
+indices) beside stock PyTorch, with a clone of the op's output as the roofline, in one run.
+
+    python benchmarks/bench_max_pool.py [--device cpu|cuda] [--quick] [--out DIR]
+
+Writes max_pool_<device>.md and .csv to --out (default benchmarks/results) and prints the
+summary table. Shapes: SegNet's 2x2 / 2 pool and its unpool (Badrinarayanan et al. 2017);
+"(8,64,128,128)" names the pool's input and the unpool's output.
+"""
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+# pyimg is imported from this checkout (built in place, not installed).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import timing
+import torch
+import torch.nn.functional as F
+
+import pyimg
+from pyimg import _backend
+
+OP = "max_pool"
+PYIMG_BACKENDS = {"cuda": ("cuda", "triton"), "cpu": ("cpu",)}
+
+
+@dataclass(frozen=True)
+class Case:
+    op: str  # "pool" or "unpool"
+    shape: tuple[int, int, int, int]  # the full-resolution tensor (pool in, unpool out)
+    dtype: torch.dtype
+    channels_last: bool
+
+    @property
+    def name(self) -> str:
+        layout = "CL" if self.channels_last else "NCHW"
+        return f"{self.op} {'x'.join(map(str, self.shape))} {str(self.dtype)[6:]} {layout}"
+
+    def bytes_moved(self, compact: bool) -> int:
+        """Full tensor read (pool) or written (unpool), plus the pooled values and indices."""
+        n, c, h, w = self.shape
+        full = n * c * h * w * self.dtype.itemsize
+        pooled = full // 4
+        indices = n * c * h * w // 4 * (1 if compact else 8)
+        return full + pooled + indices
+
+
+CPU_CASES = [Case(op, (8, 64, 128, 128), torch.float32, cl)
+             for op in ("pool", "unpool") for cl in (False, True)]
+GPU_CASES = [Case(op, (8, 64, 256, 256), dtype, cl) for op in ("pool", "unpool")
+             for dtype in (torch.float32, torch.float16) for cl in (False, True)]
+
+
+def bench_case(case: Case, device: torch.device, backends, settings) -> list[timing.Result]:
+    x = torch.randn(case.shape, dtype=case.dtype, device=device)
+    if case.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    y, flat = F.max_pool2d(x, 2, 2, return_indices=True)
+    _, taps = pyimg.ops.max_pool2d_with_indices(x, 2, 2, compact=True)
+
+    def stock():
+        if case.op == "pool":
+            return F.max_pool2d(x, 2, 2, return_indices=True)
+        return F.max_unpool2d(y, flat, 2, 2)
+
+    def ours(backend: str, compact: bool):
+        def run():
+            with pyimg.use_backend(backend):
+                if case.op == "pool":
+                    return pyimg.ops.max_pool2d_with_indices(x, 2, 2, compact=compact)
+                return pyimg.ops.max_unpool2d(y, taps if compact else flat, 2, 2)
+
+        return run
+
+    copy_bytes = 2 * x.numel() * x.element_size()
+    results = [timing.measure(case.name, timing.ROOFLINE, "copy", copy_bytes,
+                              lambda: timing.time_on(device, x.clone, settings)),
+               timing.measure(case.name, "stock", "forward", case.bytes_moved(False),
+                              lambda: timing.time_on(device, stock, settings))]
+    for backend in backends:
+        for compact in (False, True):
+            provider = f"pyimg {backend}{' compact' if compact else ''}"
+            results.append(timing.measure(
+                case.name, provider, "forward", case.bytes_moved(compact),
+                lambda b=backend, c=compact: timing.time_on(device, ours(b, c), settings)))
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    settings = timing.QUICK if args.quick else timing.Settings()
+    backends = [b for b in PYIMG_BACKENDS[device.type] if _backend.unavailable(b, device) is None]
+    cases = GPU_CASES if device.type == "cuda" else CPU_CASES
+    results = []
+    for case in cases[:2] if args.quick else cases:
+        results += bench_case(case, device, backends, settings)
+    env = timing.environment(device)
+    rows = timing.derived(results, ("stock",))
+    providers = [timing.ROOFLINE, "stock",
+                 *(f"pyimg {b}{s}" for b in backends for s in ("", " compact"))]
+    summary = timing.summary_table(rows, providers)
+    md, csv_path = timing.result_paths(args.out, OP, env)
+    timing.write_text(md, "\n\n".join([
+        f"# {OP}{' (quick)' * args.quick}", timing.environment_lines(env),
+        f"pyimg build: {pyimg.build_info}",
+        "p50 us (fraction of the clone's bandwidth); MB counts the full tensor, the pooled "
+        "values and the indices (int64, or uint8 for compact).",
+        summary, timing.results_table(rows, ("stock",)), ""]))
+    timing.write_csv(csv_path, env, rows)
+    print(summary)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,370 @@
+// CPU kernels of batch_norm_stats, bn_prelu and bn_prelu_backward.
+//
+// Reductions split each channel into runs of about kChunk values (part of one NCHW plane, or a
+// block of channels_last pixels), reduce each run while it sits in cache (two passes: mean,
+// then squared deviations, which is as stable as Welford without a division per element), and
+// combine the runs' partial results in a fixed order with Chan et al.'s pairwise formula. The
+// run boundaries depend on the shape only, never on the thread count: results are
+// deterministic. The elementwise passes read per-channel tables built once per call.
+#include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
+#include <ATen/Parallel.h>
+#include <ATen/ops/empty.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <bit>
+#include <cstdint>
+#include <tuple>
+#include <type_traits>
+#include <vector>
+
+#ifdef __linux__
+#include <sys/mman.h>
+#endif
+
+#include "ops/activation.h"
+#include "ops/batch_norm.h"
+#include "ops/pixel_shuffle.h"
+
+namespace pyimg {
+namespace {
+
+constexpr int64_t kChunk = 4096;
+constexpr int64_t kGrain = 32768;  // elements a parallel task moves at least
+
+// Sum of f(i) for i < len in kLanes independent accumulators, so the loop vectorizes without
+// reassociating floating-point math (the order is fixed, so the result is deterministic).
+template <typename Acc, typename F>
+Acc sum_of(int64_t len, const F& f) {
+  constexpr int kLanes = 16;
+  Acc lanes[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= len; i += kLanes) {
+#pragma GCC unroll 16
+    for (int j = 0; j < kLanes; ++j) lanes[j] += f(i + j);
+  }
+  Acc total = 0;
+  for (; i < len; ++i) total += f(i);
+  for (int j = 0; j < kLanes; ++j) total += lanes[j];
+  return total;
+}
+
+// The runs of a 4-D input. NCHW: run (s, c) with s = n * per_image + k is values
+// [k * len, (k + 1) * len) of plane (n, c). channels_last: run (s, c) is channel c of pixels
+// [s * len, (s + 1) * len), stride C.
+struct Runs {
+  bool channels_last;
+  int64_t N, C, HW, len, per_image, count;
+};
+
+Runs runs_of(const at::Tensor& x) {
+  const int64_t N = x.size(0), C = x.size(1), HW = x.size(2) * x.size(3);
+  if (is_channels_last(x)) {
+    const int64_t len = std::max<int64_t>(16, kChunk / C);
+    return {true, N, C, HW, len, 0, (N * HW + len - 1) / len};
+  }
+  const int64_t per_image = (HW + kChunk - 1) / kChunk;
+  return {false, N, C, HW, kChunk, per_image, N * per_image};
+}
+
+// Calls f(kUnit, s, c, offset, length) for every run, whose values are at offset + i * stride
+// (stride 1 when kUnit, else C). channels_last tasks take every channel of a pixel block, so
+// the block is read from memory once.
+template <typename F>
+void for_each_run(const Runs& r, const F& f) {
+  if (r.channels_last) {
+    const int64_t pixels = r.N * r.HW;
+    at::parallel_for(0, r.count, std::max<int64_t>(1, kGrain / (r.len * r.C)),
+                     [&](int64_t begin, int64_t end) {
+                       for (int64_t s = begin; s < end; ++s) {
+                         const int64_t p0 = s * r.len, len = std::min(r.len, pixels - p0);
+                         for (int64_t c = 0; c < r.C; ++c) {
+                           f(std::false_type{}, s, c, p0 * r.C + c, len);
+                         }
+                       }
+                     });
+    return;
+  }
+  at::parallel_for(0, r.count * r.C, std::max<int64_t>(1, kGrain / r.len),
+                   [&](int64_t begin, int64_t end) {
+                     for (int64_t t = begin; t < end; ++t) {
+                       const int64_t s = t / r.C, c = t % r.C;
+                       const int64_t n = s / r.per_image, p0 = (s % r.per_image) * r.len;
+                       f(std::true_type{}, s, c, (n * r.C + c) * r.HW + p0,
+                         std::min(r.len, r.HW - p0));
+                     }
+                   });
+}
+
+template <bool kUnit, typename T>
+struct Strided {
+  const T* p;
+  int64_t stride;
+  T operator[](int64_t i) const { return kUnit ? p[i] : p[i * stride]; }
+};
+
+template <typename T>
+void stats(const at::Tensor& x, at::Tensor& mean_out, at::Tensor& var_out) {
+  using Acc = at::opmath_type<T>;
+  const Runs r = runs_of(x);
+  const T* src = x.const_data_ptr<T>();
+  std::vector<Acc> means(r.count * r.C), m2s(r.count * r.C);
+  std::vector<int64_t> counts(r.count);
+  for_each_run(r, [&](auto unit, int64_t s, int64_t c, int64_t offset, int64_t len) {
+    const Strided<decltype(unit)::value, T> v{src + offset, r.C};
+    const Acc mean = sum_of<Acc>(len, [&](int64_t i) { return static_cast<Acc>(v[i]); }) / len;
+    means[s * r.C + c] = mean;
+    m2s[s * r.C + c] = sum_of<Acc>(len, [&](int64_t i) {
+      const Acc d = static_cast<Acc>(v[i]) - mean;
+      return d * d;
+    });
+    if (c == 0) counts[s] = len;
+  });
+  Acc* mean_out_p = mean_out.mutable_data_ptr<Acc>();
+  Acc* var_out_p = var_out.mutable_data_ptr<Acc>();
+  at::parallel_for(0, r.C, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t c = begin; c < end; ++c) {
+      // Chan, Golub & LeVeque's update, one run at a time, in double.
+      double n = 0, mean = 0, m2 = 0;
+      for (int64_t s = 0; s < r.count; ++s) {
+        const double nb = static_cast<double>(counts[s]), total = n + nb;
+        const double delta = means[s * r.C + c] - mean;
+        mean += delta * nb / total;
+        m2 += m2s[s * r.C + c] + delta * delta * n * nb / total;
+        n = total;
+      }
+      mean_out_p[c] = static_cast<Acc>(mean);
+      var_out_p[c] = static_cast<Acc>(m2 / n);
+    }
+  });
+}
+
+// Per-channel constants of the elementwise passes: z = (x - mean) * scale + shift, PReLU with
+// alpha; the backward's grad_x = scale * dz + b * (x - mean) + d.
+template <typename Acc>
+struct Coeffs {
+  Acc mean, scale, shift, alpha, b, d;
+
+  Acc z(Acc x) const { return (x - mean) * scale + shift; }
+};
+
+// The same, one array per constant, so a loop over the channels of a channels_last pixel
+// reads each with contiguous (vector) loads.
+template <typename Acc>
+struct Tables {
+  std::vector<Acc> mean, scale, shift, alpha, b, d;
+
+  Tables(const ChannelView<Acc>& v, int64_t C)
+      : mean(C), scale(C), shift(C), alpha(C), b(C, Acc(0)), d(C, Acc(0)) {
+    for (int64_t c = 0; c < C; ++c) {
+      mean[c] = v.mean[c];
+      scale[c] = v.scale(c);
+      shift[c] = v.shift(c);
+      alpha[c] = v.slope(c);
+    }
+  }
+  Coeffs<Acc> at(int64_t c) const {
+    return {mean[c], scale[c], shift[c], alpha[c], b[c], d[c]};
+  }
+};
+
+// out[i] = f(i, coeffs of i's channel) over a tensor in x's layout: NCHW by planes, whose
+// coefficients are copied to a local first (so the compiler keeps them in registers), and
+// channels_last by pixel rows. ivdep: out never overlaps the inputs f reads.
+template <typename T, typename Acc, typename F>
+void for_each_element(const at::Tensor& x, const Tables<Acc>& t, T* out, const F& f) {
+  const int64_t N = x.size(0), C = x.size(1), HW = x.size(2) * x.size(3);
+  if (is_channels_last(x)) {
+    at::parallel_for(0, N * HW, std::max<int64_t>(1, kGrain / C), [&](int64_t begin, int64_t end) {
+      for (int64_t p = begin; p < end; ++p) {
+        T* o = out + p * C;
+#pragma GCC ivdep
+        for (int64_t c = 0; c < C; ++c) o[c] = f(p * C + c, t.at(c));
+      }
+    });
+    return;
+  }
+  at::parallel_for(0, N * C, std::max<int64_t>(1, kGrain / HW), [&](int64_t begin, int64_t end) {
+    for (int64_t plane = begin; plane < end; ++plane) {
+      const Coeffs<Acc> k = t.at(plane % C);
+      const int64_t base = plane * HW;
+#pragma GCC ivdep
+      for (int64_t i = base; i < base + HW; ++i) out[i] = f(i, k);
+    }
+  });
+}
+
+// A freshly allocated output of tens of MB is mapped page by page on first touch, and on a
+// small host those 4 KiB page faults cost three times the elementwise pass itself. Asking for
+// transparent huge pages on the untouched buffer (what THP_MEM_ALLOC_ENABLE=1 does for every
+// torch allocation) cuts the faults 512-fold. Advice only: without THP it changes nothing.
+at::Tensor empty_output(const at::Tensor& x) {
+  at::Tensor out = at::empty(x.sizes(), x.options().memory_format(output_memory_format(x)));
+#ifdef __linux__
+  constexpr std::uintptr_t kHuge = std::uintptr_t{1} << 21;
+  const auto begin = reinterpret_cast<std::uintptr_t>(out.mutable_data_ptr());
+  const std::uintptr_t first = (begin + kHuge - 1) & ~(kHuge - 1);
+  const std::uintptr_t last = (begin + out.nbytes()) & ~(kHuge - 1);
+  if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE);
+#endif
+  return out;
+}
+
+template <typename T, bool kResidual>
+void forward(const at::Tensor& x, const BatchNormParams& params, const at::Tensor& residual,
+             at::Tensor& out) {
+  using Acc = at::opmath_type<T>;
+  const Tables<Acc> t(channel_view<Acc>(params), x.size(1));
+  const T* xs = x.const_data_ptr<T>();
+  const T* res = kResidual ? residual.const_data_ptr<T>() : nullptr;
+  for_each_element(x, t, out.mutable_data_ptr<T>(), [&](int64_t i, const Coeffs<Acc>& k) {
+    Acc y = activate<Acc>(Activation::kPReLU, k.z(static_cast<Acc>(xs[i])), k.alpha);
+    if constexpr (kResidual) y += static_cast<Acc>(res[i]);
+    return static_cast<T>(y);
+  });
+}
+
+// 1 for z > 0, 0 for z <= 0 (as ATen's PReLU gradient at 0), from z's bits: gcc compiled every
+// floating-point form of this select (?:, bool to float, std::min) into a branch, mispredicted
+// on every other element, and the backward ran 10x slower. (-bits & ~bits) has its top bit set
+// exactly when z's sign bit is clear and z is not +0.
+template <typename Acc>
+Acc positive_step(Acc z) {
+  using Bits = std::conditional_t<sizeof(Acc) == 8, std::uint64_t, std::uint32_t>;
+  const Bits bits = std::bit_cast<Bits>(z);
+  return static_cast<Acc>(static_cast<int>(((Bits(0) - bits) & ~bits) >> (sizeof(Bits) * 8 - 1)));
+}
+
+// g * activation_grad(prelu, z, alpha).
+template <typename Acc>
+Acc dz_of(Acc g, Acc z, const Coeffs<Acc>& k) {
+  return g * (k.alpha + (Acc(1) - k.alpha) * positive_step(z));
+}
+
+// g * min(z, 0): the gradient of the PReLU weight.
+template <typename Acc>
+Acc negz_of(Acc g, Acc z) {
+  return g * z * (Acc(1) - positive_step(z));
+}
+
+template <typename T>
+void backward(const at::Tensor& grad, const at::Tensor& x, const BatchNormParams& params,
+              bool training, at::Tensor& grad_x, at::Tensor& sum_dz, at::Tensor& sum_dz_xhat,
+              at::Tensor& sum_negz) {
+  using Acc = at::opmath_type<T>;
+  const int64_t C = x.size(1);
+  Tables<Acc> t(channel_view<Acc>(params), C);
+  const T* gs = grad.const_data_ptr<T>();
+  const T* xs = x.const_data_ptr<T>();
+  const bool prelu = params.alpha.defined();
+
+  // Per run: sum dz, sum dz * (x - mean), sum g * min(z, 0).
+  const Runs r = runs_of(x);
+  std::vector<Acc> partial(3 * r.count * C);
+  for_each_run(r, [&](auto unit, int64_t s, int64_t c, int64_t offset, int64_t len) {
+    constexpr bool kUnit = decltype(unit)::value;
+    const Strided<kUnit, T> g{gs + offset, C}, v{xs + offset, C};
+    const Coeffs<Acc> k = t.at(c);
+    Acc* out = partial.data() + 3 * (s * C + c);
+    out[0] = sum_of<Acc>(len, [&](int64_t i) {
+      return dz_of(static_cast<Acc>(g[i]), k.z(static_cast<Acc>(v[i])), k);
+    });
+    out[1] = sum_of<Acc>(len, [&](int64_t i) {
+      const Acc xv = static_cast<Acc>(v[i]);
+      return dz_of(static_cast<Acc>(g[i]), k.z(xv), k) * (xv - k.mean);
+    });
+    out[2] = !prelu ? Acc(0) : sum_of<Acc>(len, [&](int64_t i) {
+      return negz_of(static_cast<Acc>(g[i]), k.z(static_cast<Acc>(v[i])));
+    });
+  });
+
+  // grad_x = scale * dz + b * (x - mean) + d: Ioffe & Szegedy's backward through the batch
+  // statistics when training (b, d vanish in eval, where the statistics are constants).
+  const double M = static_cast<double>(x.numel() / C);
+  const Acc* invstd = params.invstd.const_data_ptr<Acc>();
+  Acc* sums[3] = {sum_dz.mutable_data_ptr<Acc>(), sum_dz_xhat.mutable_data_ptr<Acc>(),
+                  sum_negz.mutable_data_ptr<Acc>()};
+  for (int64_t c = 0; c < C; ++c) {
+    double total[3] = {0, 0, 0};
+    for (int64_t s = 0; s < r.count; ++s) {
+      for (int k = 0; k < 3; ++k) total[k] += partial[3 * (s * C + c) + k];
+    }
+    total[1] *= invstd[c];
+    for (int k = 0; k < 3; ++k) sums[k][c] = static_cast<Acc>(total[k]);
+    if (training) {
+      t.b[c] = static_cast<Acc>(-t.scale[c] * invstd[c] * total[1] / M);
+      t.d[c] = static_cast<Acc>(-t.scale[c] * total[0] / M);
+    }
+  }
+  for_each_element(x, t, grad_x.mutable_data_ptr<T>(), [&](int64_t i, const Coeffs<Acc>& k) {
+    const Acc xv = static_cast<Acc>(xs[i]);
+    const Acc d = dz_of(static_cast<Acc>(gs[i]), k.z(xv), k);
+    return static_cast<T>(k.scale * d + k.b * (xv - k.mean) + k.d);
+  });
+}
+
+std::tuple<at::Tensor, at::Tensor> batch_norm_stats_cpu(const at::Tensor& input) {
+  const at::Tensor x = checked_input(input, "batch_norm_stats");
+  at::Tensor mean = empty_channels(x), var = empty_channels(x);
+  if (x.numel() == 0) return {mean.fill_(NAN), var.fill_(NAN)};
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "batch_norm_stats",
+                                  [&] { stats<scalar_t>(x, mean, var); });
+  return {mean, var};
+}
+
+at::Tensor bn_prelu_cpu(const at::Tensor& input, const at::Tensor& mean, const at::Tensor& invstd,
+                        const std::optional<at::Tensor>& weight,
+                        const std::optional<at::Tensor>& bias,
+                        const std::optional<at::Tensor>& prelu_weight,
+                        const std::optional<at::Tensor>& residual, bool /*training*/) {
+  const at::Tensor x = checked_input(input, "bn_prelu");
+  const BatchNormParams params =
+      check_params(x, mean, invstd, weight, bias, prelu_weight, "bn_prelu");
+  const at::Tensor res =
+      residual.has_value() ? checked_like(*residual, x, "residual", "bn_prelu") : at::Tensor();
+  at::Tensor out = empty_output(x);
+  if (out.numel() == 0) return out;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "bn_prelu", [&] {
+    if (res.defined()) {
+      forward<scalar_t, true>(x, params, res, out);
+    } else {
+      forward<scalar_t, false>(x, params, res, out);
+    }
+  });
+  return out;
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> bn_prelu_backward_cpu(
+    const at::Tensor& grad_out, const at::Tensor& input, const at::Tensor& mean,
+    const at::Tensor& invstd, const std::optional<at::Tensor>& weight,
+    const std::optional<at::Tensor>& bias, const std::optional<at::Tensor>& prelu_weight,
+    bool training) {
+  const at::Tensor x = checked_input(input, "bn_prelu_backward");
+  const at::Tensor grad = checked_like(grad_out, x, "grad", "bn_prelu_backward");
+  const BatchNormParams params =
+      check_params(x, mean, invstd, weight, bias, prelu_weight, "bn_prelu_backward");
+  at::Tensor grad_x = empty_output(x);
+  at::Tensor sum_dz = empty_channels(x), sum_dz_xhat = empty_channels(x);
+  at::Tensor sum_negz = empty_channels(x);
+  if (x.numel() == 0) {
+    for (at::Tensor* t : {&sum_dz, &sum_dz_xhat, &sum_negz}) t->zero_();
+    return {grad_x, sum_dz, sum_dz_xhat, sum_negz};
+  }
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "bn_prelu_backward",
+                                  [&] {
+                                    backward<scalar_t>(grad, x, params, training, grad_x, sum_dz,
+                                                       sum_dz_xhat, sum_negz);
+                                  });
+  return {grad_x, sum_dz, sum_dz_xhat, sum_negz};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(pyimg, CPU, m) {
+  m.impl("batch_norm_stats", &batch_norm_stats_cpu);
+  m.impl("bn_prelu", &bn_prelu_cpu);
+  m.impl("bn_prelu_backward", &bn_prelu_backward_cpu);
+}
+
+}  // namespace pyimg

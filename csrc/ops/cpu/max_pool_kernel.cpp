@@ -1,0 +1,533 @@
+// CPU kernels of max_pool2d_with_indices, max_unpool2d and their backwards.
+//
+// All four are gathers over the output in memory order (for_each_output): a task writes whole
+// output rows, each element once, so no zero-fill pass, no atomics, and the result does not
+// depend on the thread count. Inputs are read through their strides (no copies). Which pooled
+// windows cover a plane row or column is tabulated once a call (Covering), keeping divisions
+// out of the inner loops.
+#include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <atomic>
+#include <cstring>
+#include <type_traits>
+#include <limits>
+#include <numeric>
+#include <vector>
+
+#include "ops/max_pool.h"
+#include "ops/pixel_shuffle.h"
+#include "ops/strides.h"
+
+namespace pyimg {
+namespace {
+
+int64_t grain_rows(int64_t row_length) {
+  return std::max<int64_t>(1, 32768 / std::max<int64_t>(row_length, 1));
+}
+
+// A task's unit of work: one output row, contiguous in memory. NCHW: plane row h of channel
+// c0 (channels = 1); channels_last: image row h with all C channels, element (w, c) at
+// w * C + c. offset: the row's first element in the output.
+struct OutputRow {
+  int64_t n, c0, channels, h, offset;
+};
+
+// Calls f(row) for every row of out, a (N, C, H, W) tensor contiguous in its memory format.
+template <typename F>
+void for_each_row(const at::Tensor& out, const F& f) {
+  const int64_t N = out.size(0), C = out.size(1), H = out.size(2), W = out.size(3);
+  if (out.numel() == 0) return;
+  if (is_channels_last(out)) {
+    at::parallel_for(0, N * H, grain_rows(W * C), [&](int64_t begin, int64_t end) {
+      for (int64_t row = begin; row < end; ++row) f(OutputRow{row / H, 0, C, row % H, row * W * C});
+    });
+    return;
+  }
+  at::parallel_for(0, N * C * H, grain_rows(W), [&](int64_t begin, int64_t end) {
+    for (int64_t row = begin; row < end; ++row) {
+      f(OutputRow{row / (H * C), (row / H) % C, 1, row % H, row * W});
+    }
+  });
+}
+
+// Calls f(n, c, h, w, offset) for every element of out, whole rows per task.
+template <typename F>
+void for_each_output(const at::Tensor& out, const F& f) {
+  const int64_t W = out.size(3);
+  for_each_row(out, [&](const OutputRow& r) {
+    for (int64_t w = 0, o = r.offset; w < W; ++w) {
+      for (int64_t c = r.c0; c < r.c0 + r.channels; ++c, ++o) f(r.n, c, r.h, w, o);
+    }
+  });
+}
+
+// A per-thread scratch row, reused across tasks and calls; kSlot tells apart two rows of one
+// element type used at once.
+template <typename V, int kSlot>
+V* scratch(int64_t size) {
+  thread_local std::vector<V> buffer;
+  if (static_cast<int64_t>(buffer.size()) < size) buffer.resize(size);
+  return buffer.data();
+}
+
+// For each plane row (or column) pos, the pooled rows [lo[pos], hi[pos]) covering it.
+struct Covering {
+  std::vector<int64_t> lo, hi;
+  Covering(int64_t size, int64_t k, int64_t s, int64_t p, int64_t d, int64_t pooled)
+      : lo(size), hi(size) {
+    for (int64_t pos = 0; pos < size; ++pos) covering(pos, k, s, p, d, pooled, &lo[pos], &hi[pos]);
+  }
+};
+
+// One tap over the windows [lo, hi) of a row: best / tap hold each window's running maximum
+// and the tap it came from.
+template <typename T, typename Acc, typename Stride>
+inline void window_sweep(const T* __restrict__ base, Stride stride, Acc* __restrict__ best,
+                         int32_t* __restrict__ tap, int32_t code, int64_t lo, int64_t hi) {
+  for (int64_t pw = lo; pw < hi; ++pw) {
+    const Acc v = static_cast<Acc>(base[pw * stride]);
+    const bool take = (v > best[pw]) | (v != v);  // | not ||: no branch
+    best[pw] = take ? v : best[pw];
+    tap[pw] = take ? code : tap[pw];
+  }
+}
+
+// One tap over a run of channels, as window_sweep.
+template <typename T, typename Acc, typename Stride>
+inline void channel_sweep(const T* __restrict__ p, Stride stride, Acc* __restrict__ best,
+                          int32_t* __restrict__ tap, int32_t code, int64_t channels) {
+  for (int64_t c = 0; c < channels; ++c) {
+    const Acc v = static_cast<Acc>(p[c * stride]);
+    const bool take = (v > best[c]) | (v != v);
+    best[c] = take ? v : best[c];
+    tap[c] = take ? code : tap[c];
+  }
+}
+
+// Tap-major: for each tap of the window, one pass along the row updates every window's
+// running maximum and tap number, so the inner loop is a branch-free, vectorizable sweep
+// (over pw for NCHW, over channels for channels_last); taps become flat positions only when
+// the row is written. Taps run in stock's order (row-major), and the update rule is stock's:
+// the first of equal maxima, the last NaN.
+template <typename T, typename I>
+void pool(const at::Tensor& x, const PoolGeometry& g, at::Tensor& out, at::Tensor& indices) {
+  using Acc = at::opmath_type<T>;
+  const T* src = x.const_data_ptr<T>();
+  T* dst = out.mutable_data_ptr<T>();
+  I* idx = indices.mutable_data_ptr<I>();
+  const Strides4 s = strides_of(x);
+  constexpr bool kCompact = std::is_same_v<I, uint8_t>;
+  // First in-plane tap of each window row / column.
+  std::vector<int64_t> first_h(g.PH), first_w(g.PW);
+  for (int64_t ph = 0; ph < g.PH; ++ph) {
+    const int64_t h0 = ph * g.sh - g.pad_h;
+    first_h[ph] = h0 < 0 ? (-h0 + g.dh - 1) / g.dh : 0;
+  }
+  for (int64_t pw = 0; pw < g.PW; ++pw) {
+    const int64_t w0 = pw * g.sw - g.pad_w;
+    first_w[pw] = w0 < 0 ? (-w0 + g.dw - 1) / g.dw : 0;
+  }
+  // Tap column kj lies in the plane for windows [pw_lo[kj], pw_hi[kj]).
+  std::vector<int64_t> pw_lo(g.kw), pw_hi(g.kw);
+  for (int64_t kj = 0; kj < g.kw; ++kj) {
+    const int64_t off = kj * g.dw - g.pad_w;
+    pw_lo[kj] = off >= 0 ? 0 : (-off + g.sw - 1) / g.sw;
+    pw_hi[kj] = g.W - 1 - off < 0 ? 0 : std::min(g.PW, (g.W - 1 - off) / g.sw + 1);
+  }
+  // Tap t of a window at (h0, w0) is plane position h0 * W + w0 + tap_offset[t].
+  std::vector<int64_t> tap_offset(g.kh * g.kw);
+  for (int64_t t = 0; t < g.kh * g.kw; ++t) {
+    tap_offset[t] = (t / g.kw) * g.dh * g.W + (t % g.kw) * g.dw;
+  }
+  for_each_row(out, [&](const OutputRow& r) {
+    const int64_t ph = r.h, h0 = ph * g.sh - g.pad_h, Cr = r.channels, len = g.PW * Cr;
+    Acc* best = scratch<Acc, 0>(len);
+    int32_t* tap = scratch<int32_t, 1>(len);
+    for (int64_t pw = 0; pw < g.PW; ++pw) {
+      const auto first = static_cast<int32_t>(first_h[ph] * g.kw + first_w[pw]);
+      for (int64_t c = 0; c < Cr; ++c) {
+        best[pw * Cr + c] = -std::numeric_limits<Acc>::infinity();
+        tap[pw * Cr + c] = first;
+      }
+    }
+    const T* plane = src + r.n * s.n + r.c0 * s.c;
+    for (int64_t ki = first_h[ph]; ki < g.kh && h0 + ki * g.dh < g.H; ++ki) {
+      const int64_t h = h0 + ki * g.dh;
+      for (int64_t kj = 0; kj < g.kw; ++kj) {
+        const int64_t off = kj * g.dw - g.pad_w;
+        const T* base = plane + h * s.h + off * s.w;
+        const auto code = static_cast<int32_t>(ki * g.kw + kj);
+        if (Cr == 1) {
+          // SegNet's stride 2 over a unit-stride row spelled out, so the loop vectorizes.
+          const int64_t sw = g.sw * s.w;
+          if (sw == 2) {
+            window_sweep(base, std::integral_constant<int64_t, 2>{}, best, tap, code,
+                         pw_lo[kj], pw_hi[kj]);
+          } else {
+            window_sweep(base, sw, best, tap, code, pw_lo[kj], pw_hi[kj]);
+          }
+          continue;
+        }
+        for (int64_t pw = pw_lo[kj]; pw < pw_hi[kj]; ++pw) {
+          const T* p = base + pw * g.sw * s.w;
+          // Unit channel stride (true channels_last) spelled out, so the loop vectorizes.
+          if (s.c == 1) {
+            channel_sweep(p, std::integral_constant<int64_t, 1>{}, best + pw * Cr,
+                          tap + pw * Cr, code, Cr);
+          } else {
+            channel_sweep(p, s.c, best + pw * Cr, tap + pw * Cr, code, Cr);
+          }
+        }
+      }
+    }
+    T* o = dst + r.offset;
+    I* io = idx + r.offset;
+    for (int64_t k = 0; k < len; ++k) o[k] = static_cast<T>(best[k]);
+    if constexpr (kCompact) {
+      for (int64_t k = 0; k < len; ++k) io[k] = static_cast<I>(tap[k]);
+    } else {
+      for (int64_t pw = 0, k = 0; pw < g.PW; ++pw) {
+        const int64_t corner = h0 * g.W + pw * g.sw - g.pad_w;
+        for (int64_t c = 0; c < Cr; ++c, ++k) io[k] = corner + tap_offset[tap[k]];
+      }
+    }
+  });
+}
+
+template <typename T, typename I>
+void pool_backward(const at::Tensor& grad_out, const at::Tensor& indices, const PoolGeometry& g,
+                   at::Tensor& grad_x) {
+  using Acc = at::opmath_type<T>;
+  const T* gsrc = grad_out.const_data_ptr<T>();
+  const I* isrc = indices.const_data_ptr<I>();
+  T* dst = grad_x.mutable_data_ptr<T>();
+  const Strides4 sg = strides_of(grad_out), si = strides_of(indices);
+  constexpr bool kCompact = std::is_same_v<I, uint8_t>;
+  const Covering rows(g.H, g.kh, g.sh, g.pad_h, g.dh, g.PH);
+  const Covering cols(g.W, g.kw, g.sw, g.pad_w, g.dw, g.PW);
+  for_each_output(grad_x, [&](int64_t n, int64_t c, int64_t h, int64_t w, int64_t o) {
+    const T* gp = gsrc + n * sg.n + c * sg.c;
+    const I* ip = isrc + n * si.n + c * si.c;
+    const int64_t pos = h * g.W + w;
+    Acc sum = Acc(0);
+    for (int64_t ph = rows.lo[h]; ph < rows.hi[h]; ++ph) {
+      for (int64_t pw = cols.lo[w]; pw < cols.hi[w]; ++pw) {
+        const int64_t idx = static_cast<int64_t>(ip[ph * si.h + pw * si.w]);
+        if (g.position(idx, ph, pw, kCompact) == pos) sum += static_cast<Acc>(gp[ph * sg.h + pw * sg.w]);
+      }
+    }
+    dst[o] = static_cast<T>(sum);
+  });
+}
+
+// Whether every index names a plane position inside its own window, or some index names an
+// in-plane position outside it; an index naming no plane position raises. Branch-free flags
+// per row (the loop vectorizes); the offending index is searched for only on error.
+template <typename I>
+IndexCheck validate(const at::Tensor& indices, const PoolGeometry& g) {
+  const I* isrc = indices.const_data_ptr<I>();
+  const Strides4 si = strides_of(indices);
+  constexpr bool kCompact = std::is_same_v<I, uint8_t>;
+  const int64_t C = indices.size(1), kh = g.kh, kw = g.kw, H = g.H, W = g.W, PW = g.PW;
+  const double inv_w = 1.0 / static_cast<double>(std::max<int64_t>(W, 1));
+  std::atomic<bool> outside_plane{false}, outside_window{false};
+  at::parallel_for(0, indices.size(0) * C * g.PH, grain_rows(PW), [&](int64_t begin, int64_t end) {
+    bool plane_flag = false, window_flag = false;
+    for (int64_t row = begin; row < end; ++row) {
+      const int64_t ph = row % g.PH, c = (row / g.PH) % C, n = row / (g.PH * C);
+      const I* ip = isrc + n * si.n + c * si.c + ph * si.h;
+      const int64_t h0 = ph * g.sh - g.pad_h, siw = si.w;
+      bool plane_bad = false, window_bad = false;
+      for (int64_t pw = 0; pw < PW; ++pw) {
+        const int64_t idx = static_cast<int64_t>(ip[pw * siw]), w0 = pw * g.sw - g.pad_w;
+        int64_t h, w;
+        if constexpr (kCompact) {
+          h = h0 + idx / kw;
+          w = w0 + idx % kw;
+        } else {
+          // Exact for idx < 2^52: the quotient's distance to the next integer exceeds the
+          // rounding error.
+          h = static_cast<int64_t>(static_cast<double>(idx) * inv_w);
+          w = idx - h * W;
+        }
+        const bool in_plane = (kCompact ? idx < kh * kw : idx >= 0 && idx < H * W) && h >= 0 &&
+                              h < H && w >= 0 && w < W;
+        const bool in_window = h >= h0 && h < h0 + kh && w >= w0 && w < w0 + kw;
+        plane_bad |= !in_plane;
+        window_bad |= !in_window;
+      }
+      plane_flag |= plane_bad;
+      window_flag |= window_bad;
+    }
+    if (plane_flag) outside_plane = true;
+    if (window_flag) outside_window = true;
+  });
+  if (outside_plane) {
+    for (int64_t n = 0; n < indices.size(0); ++n) {
+      for (int64_t c = 0; c < C; ++c) {
+        for (int64_t ph = 0; ph < g.PH; ++ph) {
+          for (int64_t pw = 0; pw < PW; ++pw) {
+            const int64_t idx = static_cast<int64_t>(isrc[n * si.n + c * si.c + ph * si.h + pw * si.w]);
+            if (g.position(idx, ph, pw, kCompact) < 0) invalid_index_error(idx, g);
+          }
+        }
+      }
+    }
+  }
+  return outside_window ? IndexCheck::kOutsideWindow : IndexCheck::kInWindow;
+}
+
+// Disjoint windows (stride >= kernel, SegNet's 2x2 / 2): no two windows share an output
+// element, so each pooled element of the covering pooled row owns its window's columns. A
+// row is zeroed in cache, then each pooled element whose index names a column of its window
+// in this row writes its value there (the others write a 0 at their window's first column:
+// branch-free), and the row reaches memory once.
+//
+// Validation rides along: a valid index hits in exactly one row of its window, an invalid
+// one in none, so the call returns the number of hits, which equals the number of pooled
+// elements exactly when every index is valid (when every window meets the plane; see
+// every_window_meets_plane). Nothing is written outside the output whatever the indices.
+template <typename T, typename I>
+int64_t unpool_disjoint(const at::Tensor& x, const at::Tensor& indices, const PoolGeometry& g,
+                        at::Tensor& out) {
+  const T* xsrc = x.const_data_ptr<T>();
+  const I* isrc = indices.const_data_ptr<I>();
+  T* dst = out.mutable_data_ptr<T>();
+  const Strides4 sx = strides_of(x), si = strides_of(indices);
+  constexpr bool kCompact = std::is_same_v<I, uint8_t>;
+  const int64_t kw = g.kw, sw = g.sw, pad_w = g.pad_w, W = g.W, PW = g.PW;
+  const Covering rows(g.H, g.kh, g.sh, g.pad_h, 1, g.PH);
+  // Window pw covers the in-plane columns [first_col[pw], end_col[pw]).
+  std::vector<int64_t> first_col(PW), end_col(PW);
+  for (int64_t pw = 0; pw < PW; ++pw) {
+    first_col[pw] = std::min(std::max<int64_t>(pw * sw - pad_w, 0), std::max<int64_t>(W - 1, 0));
+    end_col[pw] = std::min(pw * sw - pad_w + kw, W);
+  }
+  // Compact tap t is row offset tap_h[t], column offset tap_w[t] in its window; -1 rows for
+  // the uint8 values past the kernel, which then never hit.
+  std::vector<int64_t> tap_h(256, -1), tap_w(256, 0);
+  for (int64_t t = 0; t < g.kh * kw && t < 256; ++t) {
+    tap_h[t] = t / kw;
+    tap_w[t] = t % kw;
+  }
+  std::vector<int64_t> row_hit_counts(W > 0 ? out.numel() / W : 0);
+  for_each_row(out, [&](const OutputRow& r) {
+    const int64_t h = r.h, Cr = r.channels;
+    T* o = dst + r.offset;
+    std::memset(o, 0, sizeof(T) * W * Cr);
+    if (rows.lo[h] == rows.hi[h] || W == 0) return;
+    const int64_t ph = rows.lo[h], dh = h - (ph * g.sh - g.pad_h);
+    const T* xp = xsrc + r.n * sx.n + r.c0 * sx.c + ph * sx.h;
+    const I* ip = isrc + r.n * si.n + r.c0 * si.c + ph * si.h;
+    int64_t row_hits = 0;
+    const auto offer = [&](int64_t pw, int64_t c) {
+      const int64_t idx = static_cast<int64_t>(ip[pw * si.w + c * si.c]);
+      int64_t col;
+      bool hit;
+      if constexpr (kCompact) {
+        col = pw * sw - pad_w + tap_w[idx];
+        hit = tap_h[idx] == dh;
+      } else {
+        col = idx - h * W;
+        hit = true;
+      }
+      hit = hit & (col >= first_col[pw]) & (col < end_col[pw]);  // & not &&: no branch
+      row_hits += hit;
+      const T v = xp[pw * sx.w + c * sx.c];
+      o[(hit ? col : first_col[pw]) * Cr + c] = hit ? v : T(0);
+    };
+    if (Cr == 1) {
+      for (int64_t pw = 0; pw < PW; ++pw) offer(pw, 0);
+    } else {
+      for (int64_t pw = 0; pw < PW; ++pw) {
+        for (int64_t c = 0; c < Cr; ++c) offer(pw, c);
+      }
+    }
+    // One counter per row rather than a shared atomic, which the threads would fight over.
+    row_hit_counts[r.offset / (W * Cr)] = row_hits;
+  });
+  return std::accumulate(row_hit_counts.begin(), row_hit_counts.end(), int64_t{0});
+}
+
+// Whether every disjoint window has a row and a column in the plane, so that
+// unpool_disjoint's hit count validates every index.
+bool every_window_meets_plane(const PoolGeometry& g) {
+  return (g.PH - 1) * g.sh - g.pad_h < g.H && (g.PW - 1) * g.sw - g.pad_w < g.W;
+}
+
+// Overlapping windows, window-major per output row: the pooled rows covering it are walked
+// in pooled-position order, each index that names a position of this row offers its value
+// there, and unpool_winner's rule picks among the offers in a scratch row; the output row is
+// then written once. Valid because validate() found every index inside its own window.
+template <typename T, typename I>
+void unpool(const at::Tensor& x, const at::Tensor& indices, const PoolGeometry& g,
+            at::Tensor& out) {
+  using Acc = at::opmath_type<T>;
+  const T* xsrc = x.const_data_ptr<T>();
+  const I* isrc = indices.const_data_ptr<I>();
+  T* dst = out.mutable_data_ptr<T>();
+  const Strides4 sx = strides_of(x), si = strides_of(indices);
+  constexpr bool kCompact = std::is_same_v<I, uint8_t>;
+  const Covering rows(g.H, g.kh, g.sh, g.pad_h, 1, g.PH);
+  // Compact tap t is row offset tap_h[t], column offset tap_w[t] in its window.
+  std::vector<int64_t> tap_h(g.kh * g.kw), tap_w(g.kh * g.kw);
+  for (int64_t t = 0; t < g.kh * g.kw; ++t) {
+    tap_h[t] = t / g.kw;
+    tap_w[t] = t % g.kw;
+  }
+  for_each_row(out, [&](const OutputRow& r) {
+    const int64_t h = r.h, Cr = r.channels, len = g.W * Cr;
+    Acc* best = scratch<Acc, 0>(len);
+    uint8_t* taken = scratch<uint8_t, 1>(len);
+    std::fill(taken, taken + len, uint8_t{0});
+    const T* xp = xsrc + r.n * sx.n + r.c0 * sx.c;
+    const I* ip = isrc + r.n * si.n + r.c0 * si.c;
+    for (int64_t ph = rows.lo[h]; ph < rows.hi[h]; ++ph) {
+      const int64_t dh = h - (ph * g.sh - g.pad_h);  // this row's offset in the window
+      for (int64_t pw = 0; pw < g.PW; ++pw) {
+        for (int64_t c = 0; c < Cr; ++c) {
+          const int64_t idx = static_cast<int64_t>(ip[ph * si.h + pw * si.w + c * si.c]);
+          int64_t w;
+          if constexpr (kCompact) {
+            if (tap_h[idx] != dh) continue;
+            w = pw * g.sw - g.pad_w + tap_w[idx];
+          } else {
+            w = idx - h * g.W;
+            if (w < 0 || w >= g.W) continue;
+          }
+          const Acc v = static_cast<Acc>(xp[ph * sx.h + pw * sx.w + c * sx.c]);
+          const int64_t k = w * Cr + c;
+          if (!taken[k] || (best[k] == best[k] && (v != v || v > best[k]))) {
+            taken[k] = 1;
+            best[k] = v;
+          }
+        }
+      }
+    }
+    T* o = dst + r.offset;
+    for (int64_t k = 0; k < len; ++k) o[k] = taken[k] ? static_cast<T>(best[k]) : T(0);
+  });
+}
+
+template <typename T, typename I>
+void unpool_backward(const at::Tensor& grad_out, const at::Tensor& x, const at::Tensor& indices,
+                     const PoolGeometry& g, at::Tensor& grad_x) {
+  using Acc = at::opmath_type<T>;
+  const T* gsrc = grad_out.const_data_ptr<T>();
+  const T* xsrc = x.const_data_ptr<T>();
+  const I* isrc = indices.const_data_ptr<I>();
+  T* dst = grad_x.mutable_data_ptr<T>();
+  const Strides4 sg = strides_of(grad_out), sx = strides_of(x), si = strides_of(indices);
+  constexpr bool kCompact = std::is_same_v<I, uint8_t>;
+  const Covering rows(g.H, g.kh, g.sh, g.pad_h, 1, g.PH);
+  const Covering cols(g.W, g.kw, g.sw, g.pad_w, 1, g.PW);
+  for_each_output(grad_x, [&](int64_t n, int64_t c, int64_t ph, int64_t pw, int64_t o) {
+    const T* xp = xsrc + n * sx.n + c * sx.c;
+    const I* ip = isrc + n * si.n + c * si.c;
+    const auto load = [&](int64_t qh, int64_t qw, Acc* value) {
+      *value = static_cast<Acc>(xp[qh * sx.h + qw * sx.w]);
+      return static_cast<int64_t>(ip[qh * si.h + qw * si.w]);
+    };
+    const int64_t pos = g.position(static_cast<int64_t>(ip[ph * si.h + pw * si.w]), ph, pw,
+                                   kCompact);
+    const int64_t h = pos / g.W, w = pos % g.W;
+    Acc value;
+    const bool wins = unpool_winner<Acc>(g, h, w, rows.lo[h], rows.hi[h], cols.lo[w],
+                                         cols.hi[w], kCompact, load, &value) == ph * g.PW + pw;
+    dst[o] = wins ? gsrc[n * sg.n + c * sg.c + h * sg.h + w * sg.w] : T(0);
+  });
+}
+
+// Calls f.template operator()<scalar_t, index_t>() for x's dtype and the index format.
+#define PYIMG_DISPATCH_POOL(dtype, compact, name, ...)                                  \
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, name, [&] {          \
+    if (compact) {                                                                      \
+      using index_t = uint8_t;                                                          \
+      __VA_ARGS__();                                                                    \
+    } else {                                                                            \
+      using index_t = int64_t;                                                          \
+      __VA_ARGS__();                                                                    \
+    }                                                                                   \
+  })
+
+std::tuple<at::Tensor, at::Tensor> max_pool2d_with_indices_cpu(
+    const at::Tensor& x, at::IntArrayRef kernel_size, at::IntArrayRef stride,
+    at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode, bool compact) {
+  const PoolGeometry g = check_pool(x, kernel_size, stride, padding, dilation, ceil_mode,
+                                    compact, "max_pool2d_with_indices");
+  at::Tensor out = empty_planes(x, g.PH, g.PW, x.scalar_type());
+  at::Tensor indices = empty_planes(x, g.PH, g.PW, compact ? at::kByte : at::kLong);
+  PYIMG_DISPATCH_POOL(x.scalar_type(), compact, "max_pool2d_with_indices_cpu",
+                      [&] { pool<scalar_t, index_t>(x, g, out, indices); });
+  return {out, indices};
+}
+
+at::Tensor max_pool2d_with_indices_backward_cpu(const at::Tensor& grad_out,
+                                                const at::Tensor& indices,
+                                                at::IntArrayRef input_size,
+                                                at::IntArrayRef kernel_size,
+                                                at::IntArrayRef stride, at::IntArrayRef padding,
+                                                at::IntArrayRef dilation, bool compact) {
+  const PoolGeometry g = check_pool_backward(grad_out, indices, input_size, kernel_size, stride,
+                                             padding, dilation, compact);
+  at::Tensor grad_x = empty_planes(grad_out, g.H, g.W, grad_out.scalar_type());
+  PYIMG_DISPATCH_POOL(grad_out.scalar_type(), compact, "max_pool2d_with_indices_backward_cpu",
+                      [&] { pool_backward<scalar_t, index_t>(grad_out, indices, g, grad_x); });
+  return grad_x;
+}
+
+IndexCheck validate_cpu(const at::Tensor& indices, const PoolGeometry& g, bool compact) {
+  return compact ? validate<uint8_t>(indices, g) : validate<int64_t>(indices, g);
+}
+
+at::Tensor max_unpool2d_cpu(const at::Tensor& x, const at::Tensor& indices,
+                            at::IntArrayRef kernel_size, at::IntArrayRef stride,
+                            at::IntArrayRef padding, at::IntArrayRef output_size, bool compact) {
+  const PoolGeometry g = check_unpool(x, indices, kernel_size, stride, padding, output_size,
+                                      compact, "max_unpool2d");
+  at::Tensor out = empty_planes(x, g.H, g.W, x.scalar_type());
+  if (g.sh >= g.kh && g.sw >= g.kw && every_window_meets_plane(g)) {
+    int64_t hits = 0;
+    PYIMG_DISPATCH_POOL(x.scalar_type(), compact, "max_unpool2d_cpu",
+                        [&] { hits = unpool_disjoint<scalar_t, index_t>(x, indices, g, out); });
+    if (hits == indices.numel()) return out;
+  }
+  // Some index is invalid (raise) or outside its window (scatter), or the windows overlap.
+  if (validate_cpu(indices, g, compact) == IndexCheck::kOutsideWindow) {
+    return unpool_scatter(x, indices, g);
+  }
+  PYIMG_DISPATCH_POOL(x.scalar_type(), compact, "max_unpool2d_cpu",
+                      [&] { unpool<scalar_t, index_t>(x, indices, g, out); });
+  return out;
+}
+
+at::Tensor max_unpool2d_backward_cpu(const at::Tensor& grad_out, const at::Tensor& x,
+                                     const at::Tensor& indices, at::IntArrayRef kernel_size,
+                                     at::IntArrayRef stride, at::IntArrayRef padding,
+                                     bool compact) {
+  check_grad_planes(grad_out, x, "max_unpool2d_backward");
+  const PoolGeometry g = check_unpool(x, indices, kernel_size, stride, padding,
+                                      {grad_out.size(2), grad_out.size(3)}, compact,
+                                      "max_unpool2d_backward");
+  if (validate_cpu(indices, g, compact) == IndexCheck::kOutsideWindow) {
+    return unpool_scatter_backward(grad_out, x, indices, g);
+  }
+  at::Tensor grad_x = empty_planes(x, x.size(2), x.size(3), x.scalar_type());
+  PYIMG_DISPATCH_POOL(x.scalar_type(), compact, "max_unpool2d_backward_cpu",
+                      [&] { unpool_backward<scalar_t, index_t>(grad_out, x, indices, g, grad_x); });
+  return grad_x;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(pyimg, CPU, m) {
+  m.impl("max_pool2d_with_indices", &max_pool2d_with_indices_cpu);
+  m.impl("max_pool2d_with_indices_backward", &max_pool2d_with_indices_backward_cpu);
+  m.impl("max_unpool2d", &max_unpool2d_cpu);
+  m.impl("max_unpool2d_backward", &max_unpool2d_backward_cpu);
+}
+
+}  // namespace pyimg

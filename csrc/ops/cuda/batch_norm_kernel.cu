@@ -1,0 +1,345 @@
+// CUDA kernels of batch_norm_stats, bn_prelu and bn_prelu_backward.
+//
+// Reductions run in two launches with no atomics, so results are deterministic: a partial
+// kernel on a (channel tiles, S) grid, where each block reduces one span of every channel of
+// its tile (Welford per thread, then Chan et al.'s pairwise combination over a fixed tree in
+// shared memory), and a finalize kernel, one thread per channel, that combines the S partials
+// in order. Block shape follows the layout so that loads coalesce: 256 threads along the values
+// of one channel for NCHW, 32 channels x 8 pixels for channels_last. The elementwise passes are
+// grid-stride loops over the output in memory order.
+#include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
+#include <ATen/ops/empty.h>
+#include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <tuple>
+
+#include "ops/activation.h"
+#include "ops/batch_norm.h"
+#include "ops/pixel_shuffle.h"
+
+namespace pyimg {
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int64_t kValuesPerBlock = 16384;  // values of one channel a partial block covers
+constexpr int64_t kMaxSpans = 256;
+
+// Where the values of channel c live: value j (in N, H, W order) of an input contiguous in its
+// layout.
+struct Layout {
+  int64_t C, HW, M;  // M = N * HW values per channel
+  bool channels_last;
+
+  __device__ int64_t offset(int64_t c, int64_t j) const {
+    return channels_last ? j * C + c : (j / HW * C + c) * HW + j % HW;
+  }
+  __device__ int64_t channel_at(int64_t i) const {
+    return channels_last ? i % C : i / HW % C;
+  }
+};
+
+struct Grid {
+  dim3 blocks, threads;
+  int64_t spans, span;
+};
+
+Grid reduction_grid(const Layout& l) {
+  const int tile = l.channels_last ? 32 : 1;
+  const int64_t spans =
+      std::clamp<int64_t>((l.M + kValuesPerBlock - 1) / kValuesPerBlock, 1, kMaxSpans);
+  const int64_t span = (l.M + spans - 1) / spans;
+  return {dim3(static_cast<unsigned>((l.C + tile - 1) / tile), static_cast<unsigned>(spans)),
+          dim3(tile, kThreads / tile), spans, span};
+}
+
+template <typename Acc>
+struct Moments {
+  Acc n, mean, m2;
+
+  __device__ void add(Acc v) {
+    n += Acc(1);
+    const Acc d = v - mean;
+    mean += d / n;
+    m2 += d * (v - mean);
+  }
+  // Chan, Golub & LeVeque's pairwise update.
+  __device__ void merge(const Moments& o) {
+    const Acc total = n + o.n;
+    if (total == Acc(0)) return;
+    const Acc delta = o.mean - mean;
+    mean += delta * o.n / total;
+    m2 += o.m2 + delta * delta * n * o.n / total;
+    n = total;
+  }
+};
+
+template <typename Acc>
+struct Sums {
+  Acc dz, dz_xc, negz;
+
+  __device__ void merge(const Sums& o) {
+    dz += o.dz;
+    dz_xc += o.dz_xc;
+    negz += o.negz;
+  }
+};
+
+// Combines the blockDim.y values of each threadIdx.x column, in a fixed tree; row 0 ends with
+// the result.
+template <typename R>
+__device__ R block_combine(R r, R* shared) {
+  const int tx = threadIdx.x, ty = threadIdx.y, tile = blockDim.x;
+  shared[ty * tile + tx] = r;
+  __syncthreads();
+  for (int stride = blockDim.y / 2; stride > 0; stride /= 2) {
+    if (ty < stride) {
+      R a = shared[ty * tile + tx];
+      a.merge(shared[(ty + stride) * tile + tx]);
+      shared[ty * tile + tx] = a;
+    }
+    __syncthreads();
+  }
+  return shared[tx];
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kThreads)
+    stats_partial_kernel(const T* __restrict__ x, Layout l, int64_t span,
+                         Moments<at::opmath_type<T>>* __restrict__ partial) {
+  using Acc = at::opmath_type<T>;
+  __shared__ Moments<Acc> shared[kThreads];
+  const int64_t c = int64_t{blockIdx.x} * blockDim.x + threadIdx.x;
+  const int64_t begin = int64_t{blockIdx.y} * span, end = min(l.M, begin + span);
+  Moments<Acc> m{0, 0, 0};
+  if (c < l.C) {
+    for (int64_t j = begin + threadIdx.y; j < end; j += blockDim.y) {
+      m.add(static_cast<Acc>(x[l.offset(c, j)]));
+    }
+  }
+  m = block_combine(m, shared);
+  if (threadIdx.y == 0 && c < l.C) partial[blockIdx.y * l.C + c] = m;
+}
+
+template <typename Acc>
+__global__ void stats_finalize_kernel(const Moments<Acc>* __restrict__ partial, int64_t C,
+                                      int64_t spans, Acc* __restrict__ mean, Acc* __restrict__ var) {
+  const int64_t c = int64_t{blockIdx.x} * blockDim.x + threadIdx.x;
+  if (c >= C) return;
+  Moments<Acc> m{0, 0, 0};
+  for (int64_t s = 0; s < spans; ++s) m.merge(partial[s * C + c]);
+  mean[c] = m.mean;
+  var[c] = m.m2 / m.n;
+}
+
+template <typename Acc>
+__device__ Acc z_of(Acc x, const ChannelView<Acc>& v, int64_t c) {
+  return (x - v.mean[c]) * v.scale(c) + v.shift(c);
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kThreads)
+    forward_kernel(T* __restrict__ out, const T* __restrict__ x, const T* __restrict__ residual,
+                   Layout l, int64_t total, ChannelView<at::opmath_type<T>> v) {
+  using Acc = at::opmath_type<T>;
+  for (int64_t i = int64_t{blockIdx.x} * kThreads + threadIdx.x; i < total;
+       i += int64_t{gridDim.x} * kThreads) {
+    const int64_t c = l.channel_at(i);
+    Acc y = activate<Acc>(Activation::kPReLU, z_of(static_cast<Acc>(x[i]), v, c), v.slope(c));
+    if (residual != nullptr) y += static_cast<Acc>(residual[i]);
+    out[i] = static_cast<T>(y);
+  }
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kThreads)
+    grad_partial_kernel(const T* __restrict__ g, const T* __restrict__ x, Layout l, int64_t span,
+                        ChannelView<at::opmath_type<T>> v,
+                        Sums<at::opmath_type<T>>* __restrict__ partial) {
+  using Acc = at::opmath_type<T>;
+  __shared__ Sums<Acc> shared[kThreads];
+  const int64_t c = int64_t{blockIdx.x} * blockDim.x + threadIdx.x;
+  const int64_t begin = int64_t{blockIdx.y} * span, end = min(l.M, begin + span);
+  Sums<Acc> s{0, 0, 0};
+  if (c < l.C) {
+    const Acc alpha = v.slope(c);
+    for (int64_t j = begin + threadIdx.y; j < end; j += blockDim.y) {
+      const int64_t o = l.offset(c, j);
+      const Acc gv = static_cast<Acc>(g[o]), xc = static_cast<Acc>(x[o]) - v.mean[c];
+      const Acc z = xc * v.scale(c) + v.shift(c);
+      const Acc dz = gv * activation_grad<Acc>(Activation::kPReLU, z, alpha);
+      s.dz += dz;
+      s.dz_xc += dz * xc;
+      s.negz += z < Acc(0) ? gv * z : Acc(0);
+    }
+  }
+  s = block_combine(s, shared);
+  if (threadIdx.y == 0 && c < l.C) partial[blockIdx.y * l.C + c] = s;
+}
+
+// The per-channel sums, and the coefficients of grad_x = scale * dz + b * (x - mean) + d
+// (Ioffe & Szegedy's backward through the batch statistics; b = d = 0 in eval).
+template <typename Acc>
+__global__ void grad_finalize_kernel(const Sums<Acc>* __restrict__ partial, int64_t C,
+                                     int64_t spans, Acc M, bool training, bool prelu,
+                                     ChannelView<Acc> v, Acc* __restrict__ sum_dz,
+                                     Acc* __restrict__ sum_dz_xhat, Acc* __restrict__ sum_negz,
+                                     Acc* __restrict__ coeff_b, Acc* __restrict__ coeff_d) {
+  const int64_t c = int64_t{blockIdx.x} * blockDim.x + threadIdx.x;
+  if (c >= C) return;
+  Sums<Acc> s{0, 0, 0};
+  for (int64_t k = 0; k < spans; ++k) s.merge(partial[k * C + c]);
+  const Acc invstd = v.invstd[c], scale = v.scale(c);
+  sum_dz[c] = s.dz;
+  sum_dz_xhat[c] = s.dz_xc * invstd;
+  sum_negz[c] = prelu ? s.negz : Acc(0);
+  coeff_b[c] = training ? -scale * invstd * invstd * s.dz_xc / M : Acc(0);
+  coeff_d[c] = training ? -scale * s.dz / M : Acc(0);
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kThreads)
+    grad_x_kernel(T* __restrict__ out, const T* __restrict__ g, const T* __restrict__ x,
+                  Layout l, int64_t total, ChannelView<at::opmath_type<T>> v,
+                  const at::opmath_type<T>* __restrict__ coeff_b,
+                  const at::opmath_type<T>* __restrict__ coeff_d) {
+  using Acc = at::opmath_type<T>;
+  for (int64_t i = int64_t{blockIdx.x} * kThreads + threadIdx.x; i < total;
+       i += int64_t{gridDim.x} * kThreads) {
+    const int64_t c = l.channel_at(i);
+    const Acc xc = static_cast<Acc>(x[i]) - v.mean[c];
+    const Acc scale = v.scale(c);
+    const Acc dz = static_cast<Acc>(g[i]) *
+                   activation_grad<Acc>(Activation::kPReLU, xc * scale + v.shift(c), v.slope(c));
+    out[i] = static_cast<T>(scale * dz + coeff_b[c] * xc + coeff_d[c]);
+  }
+}
+
+Layout layout_of(const at::Tensor& x) {
+  const int64_t HW = x.size(2) * x.size(3);
+  return {x.size(1), HW, x.size(0) * HW, is_channels_last(x)};
+}
+
+unsigned int elementwise_grid(int64_t total) {
+  return static_cast<unsigned int>(
+      std::min<int64_t>((total + kThreads - 1) / kThreads, int64_t{1} << 20));
+}
+
+unsigned int channel_grid(int64_t C) { return static_cast<unsigned int>((C + 255) / 256); }
+
+at::Tensor empty_output(const at::Tensor& x) {
+  return at::empty(x.sizes(), x.options().memory_format(output_memory_format(x)));
+}
+
+// Scratch for S partial records of C channels, each R bytes, as a byte tensor.
+template <typename R>
+R* scratch(at::Tensor& buffer, const at::Tensor& x, int64_t count) {
+  buffer = at::empty({count * static_cast<int64_t>(sizeof(R))}, x.options().dtype(at::kByte));
+  return reinterpret_cast<R*>(buffer.mutable_data_ptr());
+}
+
+std::tuple<at::Tensor, at::Tensor> batch_norm_stats_cuda(const at::Tensor& input) {
+  const at::Tensor x = checked_input(input, "batch_norm_stats");
+  const c10::cuda::CUDAGuard guard(x.device());
+  at::Tensor mean = empty_channels(x), var = empty_channels(x);
+  if (x.numel() == 0) return {mean.fill_(NAN), var.fill_(NAN)};
+  const Layout l = layout_of(x);
+  const Grid grid = reduction_grid(l);
+  const auto stream = c10::cuda::getCurrentCUDAStream();
+  at::Tensor buffer;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "batch_norm_stats",
+                                  [&] {
+    using Acc = at::opmath_type<scalar_t>;
+    auto* partial = scratch<Moments<Acc>>(buffer, x, grid.spans * l.C);
+    stats_partial_kernel<scalar_t><<<grid.blocks, grid.threads, 0, stream>>>(
+        x.const_data_ptr<scalar_t>(), l, grid.span, partial);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    stats_finalize_kernel<Acc><<<channel_grid(l.C), 256, 0, stream>>>(
+        partial, l.C, grid.spans, mean.mutable_data_ptr<Acc>(), var.mutable_data_ptr<Acc>());
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  });
+  return {mean, var};
+}
+
+at::Tensor bn_prelu_cuda(const at::Tensor& input, const at::Tensor& mean, const at::Tensor& invstd,
+                         const std::optional<at::Tensor>& weight,
+                         const std::optional<at::Tensor>& bias,
+                         const std::optional<at::Tensor>& prelu_weight,
+                         const std::optional<at::Tensor>& residual, bool /*training*/) {
+  const at::Tensor x = checked_input(input, "bn_prelu");
+  const BatchNormParams params =
+      check_params(x, mean, invstd, weight, bias, prelu_weight, "bn_prelu");
+  const at::Tensor res =
+      residual.has_value() ? checked_like(*residual, x, "residual", "bn_prelu") : at::Tensor();
+  const c10::cuda::CUDAGuard guard(x.device());
+  at::Tensor out = empty_output(x);
+  if (out.numel() == 0) return out;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "bn_prelu", [&] {
+    using Acc = at::opmath_type<scalar_t>;
+    forward_kernel<scalar_t><<<elementwise_grid(out.numel()), kThreads, 0,
+                               c10::cuda::getCurrentCUDAStream()>>>(
+        out.mutable_data_ptr<scalar_t>(), x.const_data_ptr<scalar_t>(),
+        res.defined() ? res.const_data_ptr<scalar_t>() : nullptr, layout_of(x), out.numel(),
+        channel_view<Acc>(params));
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  });
+  return out;
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> bn_prelu_backward_cuda(
+    const at::Tensor& grad_out, const at::Tensor& input, const at::Tensor& mean,
+    const at::Tensor& invstd, const std::optional<at::Tensor>& weight,
+    const std::optional<at::Tensor>& bias, const std::optional<at::Tensor>& prelu_weight,
+    bool training) {
+  const at::Tensor x = checked_input(input, "bn_prelu_backward");
+  const at::Tensor grad = checked_like(grad_out, x, "grad", "bn_prelu_backward");
+  const BatchNormParams params =
+      check_params(x, mean, invstd, weight, bias, prelu_weight, "bn_prelu_backward");
+  const c10::cuda::CUDAGuard guard(x.device());
+  at::Tensor grad_x = empty_output(x);
+  at::Tensor sum_dz = empty_channels(x), sum_dz_xhat = empty_channels(x);
+  at::Tensor sum_negz = empty_channels(x), coeffs = at::empty({2, x.size(1)}, sum_dz.options());
+  if (x.numel() == 0) {
+    for (at::Tensor* t : {&sum_dz, &sum_dz_xhat, &sum_negz}) t->zero_();
+    return {grad_x, sum_dz, sum_dz_xhat, sum_negz};
+  }
+  const Layout l = layout_of(x);
+  const Grid grid = reduction_grid(l);
+  const auto stream = c10::cuda::getCurrentCUDAStream();
+  at::Tensor buffer;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "bn_prelu_backward",
+                                  [&] {
+    using Acc = at::opmath_type<scalar_t>;
+    const ChannelView<Acc> v = channel_view<Acc>(params);
+    auto* partial = scratch<Sums<Acc>>(buffer, x, grid.spans * l.C);
+    grad_partial_kernel<scalar_t><<<grid.blocks, grid.threads, 0, stream>>>(
+        grad.const_data_ptr<scalar_t>(), x.const_data_ptr<scalar_t>(), l, grid.span, v, partial);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    Acc* coeff = coeffs.mutable_data_ptr<Acc>();
+    grad_finalize_kernel<Acc><<<channel_grid(l.C), 256, 0, stream>>>(
+        partial, l.C, grid.spans, static_cast<Acc>(l.M), training, params.alpha.defined(), v,
+        sum_dz.mutable_data_ptr<Acc>(), sum_dz_xhat.mutable_data_ptr<Acc>(),
+        sum_negz.mutable_data_ptr<Acc>(), coeff, coeff + l.C);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    grad_x_kernel<scalar_t><<<elementwise_grid(x.numel()), kThreads, 0, stream>>>(
+        grad_x.mutable_data_ptr<scalar_t>(), grad.const_data_ptr<scalar_t>(),
+        x.const_data_ptr<scalar_t>(), l, x.numel(), v, coeff, coeff + l.C);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  });
+  return {grad_x, sum_dz, sum_dz_xhat, sum_negz};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(pyimg, CUDA, m) {
+  m.impl("batch_norm_stats", &batch_norm_stats_cuda);
+  m.impl("bn_prelu", &bn_prelu_cuda);
+  m.impl("bn_prelu_backward", &bn_prelu_backward_cuda);
+}
+
+}  // namespace pyimg

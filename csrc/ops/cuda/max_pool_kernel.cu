@@ -1,0 +1,336 @@
+// CUDA kernels of max_pool2d_with_indices, max_unpool2d and their backwards.
+//
+// One thread per output element, in the output's memory order (consecutive threads write
+// consecutive addresses, so stores coalesce); inputs are gathered through their strides.
+// Every kernel is a gather: each output element is written once, by one thread, from a fixed
+// sequence of reads, so results are deterministic and there is no zero-fill pass and no
+// atomic on data. Unpool validates its indices first (validate_kernel sets flags that the
+// host reads back): an index outside the plane raises, an index outside its window sends the
+// call to the scatter form in max_pool.cpp.
+#include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
+#include <ATen/ops/zeros.h>
+#include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <torch/library.h>
+
+#include <cstdint>
+
+#include "ops/max_pool.h"
+#include "ops/pixel_shuffle.h"
+#include "ops/strides.h"
+
+namespace pyimg {
+namespace {
+
+constexpr int kThreads = 256;
+
+unsigned int grid_for(int64_t total) {
+  const int64_t blocks = (total + kThreads - 1) / kThreads;
+  return static_cast<unsigned int>(std::min<int64_t>(std::max<int64_t>(blocks, 1), 1 << 30));
+}
+
+// (n, c, h, w) of offset o in a contiguous (N, C, H, W) tensor of either memory format.
+struct Coords {
+  int64_t n, c, h, w;
+};
+
+__device__ __forceinline__ Coords coords_of(int64_t o, int64_t C, int64_t H, int64_t W,
+                                            bool channels_last) {
+  if (channels_last) {
+    const int64_t c = o % C, w = (o / C) % W, h = (o / (C * W)) % H;
+    return {o / (C * W * H), c, h, w};
+  }
+  const int64_t w = o % W, h = (o / W) % H, c = (o / (W * H)) % C;
+  return {o / (W * H * C), c, h, w};
+}
+
+#define PYIMG_GRID_LOOP(o, total)                                                    \
+  for (int64_t o = blockIdx.x * int64_t{kThreads} + threadIdx.x; o < (total);        \
+       o += int64_t{gridDim.x} * kThreads)
+
+// Stock's rule: taps in row-major order, the first of equal maxima, the last NaN.
+template <typename T, typename I>
+__global__ void __launch_bounds__(kThreads)
+    pool_kernel(T* __restrict__ out, I* __restrict__ indices, const T* __restrict__ x,
+                Strides4 s, PoolGeometry g, int64_t C, int64_t total, bool channels_last) {
+  using Acc = at::opmath_type<T>;
+  constexpr bool kCompact = std::is_same_v<I, uint8_t>;
+  PYIMG_GRID_LOOP(o, total) {
+    const Coords p = coords_of(o, C, g.PH, g.PW, channels_last);
+    const T* plane = x + p.n * s.n + p.c * s.c;
+    const int64_t h0 = p.h * g.sh - g.pad_h, w0 = p.w * g.sw - g.pad_w;
+    int64_t ki0 = 0, kj0 = 0;
+    while (h0 + ki0 * g.dh < 0) ++ki0;
+    while (w0 + kj0 * g.dw < 0) ++kj0;
+    Acc best = -INFINITY;
+    int64_t best_ki = ki0, best_kj = kj0;
+    for (int64_t ki = ki0; ki < g.kh && h0 + ki * g.dh < g.H; ++ki) {
+      for (int64_t kj = kj0; kj < g.kw && w0 + kj * g.dw < g.W; ++kj) {
+        const Acc v = static_cast<Acc>(plane[(h0 + ki * g.dh) * s.h + (w0 + kj * g.dw) * s.w]);
+        if (v > best || v != v) {
+          best = v;
+          best_ki = ki;
+          best_kj = kj;
+        }
+      }
+    }
+    out[o] = static_cast<T>(best);
+    indices[o] = kCompact ? static_cast<I>(best_ki * g.kw + best_kj)
+                          : static_cast<I>((h0 + best_ki * g.dh) * g.W + w0 + best_kj * g.dw);
+  }
+}
+
+// Sum, in pooled-position order, of the gradients of the windows whose index names (h, w).
+template <typename T, typename I>
+__global__ void __launch_bounds__(kThreads)
+    pool_backward_kernel(T* __restrict__ grad_x, const T* __restrict__ grad_out, Strides4 sg,
+                         const I* __restrict__ indices, Strides4 si, PoolGeometry g, int64_t C,
+                         int64_t total, bool channels_last) {
+  using Acc = at::opmath_type<T>;
+  constexpr bool kCompact = std::is_same_v<I, uint8_t>;
+  PYIMG_GRID_LOOP(o, total) {
+    const Coords p = coords_of(o, C, g.H, g.W, channels_last);
+    int64_t lo_h, hi_h, lo_w, hi_w;
+    covering(p.h, g.kh, g.sh, g.pad_h, g.dh, g.PH, &lo_h, &hi_h);
+    covering(p.w, g.kw, g.sw, g.pad_w, g.dw, g.PW, &lo_w, &hi_w);
+    const T* gp = grad_out + p.n * sg.n + p.c * sg.c;
+    const I* ip = indices + p.n * si.n + p.c * si.c;
+    const int64_t pos = p.h * g.W + p.w;
+    Acc sum = Acc(0);
+    for (int64_t ph = lo_h; ph < hi_h; ++ph) {
+      for (int64_t pw = lo_w; pw < hi_w; ++pw) {
+        const int64_t idx = static_cast<int64_t>(ip[ph * si.h + pw * si.w]);
+        if (g.position(idx, ph, pw, kCompact) == pos) {
+          sum += static_cast<Acc>(gp[ph * sg.h + pw * sg.w]);
+        }
+      }
+    }
+    grad_x[o] = static_cast<T>(sum);
+  }
+}
+
+// flags[0] |= 1 for an index outside its window, 2 for one outside the plane (kept in
+// flags[1]: any such index serves the error message).
+template <typename I>
+__global__ void __launch_bounds__(kThreads)
+    validate_kernel(int64_t* flags, const I* __restrict__ indices, Strides4 si, PoolGeometry g,
+                    int64_t C, int64_t total) {
+  constexpr bool kCompact = std::is_same_v<I, uint8_t>;
+  PYIMG_GRID_LOOP(o, total) {
+    const Coords p = coords_of(o, C, g.PH, g.PW, false);
+    const int64_t idx = static_cast<int64_t>(indices[p.n * si.n + p.c * si.c + p.h * si.h +
+                                                     p.w * si.w]);
+    const int64_t pos = g.position(idx, p.h, p.w, kCompact);
+    if (pos < 0) {
+      flags[1] = idx;
+      atomicOr(reinterpret_cast<unsigned long long*>(flags), 2ull);
+    } else if (!kCompact && !g.in_window(pos, p.h, p.w)) {
+      atomicOr(reinterpret_cast<unsigned long long*>(flags), 1ull);
+    }
+  }
+}
+
+template <typename T, typename I>
+struct PooledLoad {
+  const T* x;
+  const I* indices;
+  int64_t xh, xw, ih, iw;
+  __device__ int64_t operator()(int64_t ph, int64_t pw, at::opmath_type<T>* value) const {
+    *value = static_cast<at::opmath_type<T>>(x[ph * xh + pw * xw]);
+    return static_cast<int64_t>(indices[ph * ih + pw * iw]);
+  }
+};
+
+template <typename T, typename I>
+__device__ __forceinline__ PooledLoad<T, I> pooled_load(const T* x, Strides4 sx, const I* indices,
+                                                        Strides4 si, int64_t n, int64_t c) {
+  return {x + n * sx.n + c * sx.c, indices + n * si.n + c * si.c, sx.h, sx.w, si.h, si.w};
+}
+
+template <typename T, typename I>
+__global__ void __launch_bounds__(kThreads)
+    unpool_kernel(T* __restrict__ out, const T* __restrict__ x, Strides4 sx,
+                  const I* __restrict__ indices, Strides4 si, PoolGeometry g, int64_t C,
+                  int64_t total, bool channels_last) {
+  using Acc = at::opmath_type<T>;
+  constexpr bool kCompact = std::is_same_v<I, uint8_t>;
+  PYIMG_GRID_LOOP(o, total) {
+    const Coords p = coords_of(o, C, g.H, g.W, channels_last);
+    int64_t lo_h, hi_h, lo_w, hi_w;
+    covering(p.h, g.kh, g.sh, g.pad_h, 1, g.PH, &lo_h, &hi_h);
+    covering(p.w, g.kw, g.sw, g.pad_w, 1, g.PW, &lo_w, &hi_w);
+    Acc value;
+    unpool_winner<Acc>(g, p.h, p.w, lo_h, hi_h, lo_w, hi_w, kCompact,
+                       pooled_load(x, sx, indices, si, p.n, p.c), &value);
+    out[o] = static_cast<T>(value);
+  }
+}
+
+template <typename T, typename I>
+__global__ void __launch_bounds__(kThreads)
+    unpool_backward_kernel(T* __restrict__ grad_x, const T* __restrict__ grad_out, Strides4 sg,
+                           const T* __restrict__ x, Strides4 sx, const I* __restrict__ indices,
+                           Strides4 si, PoolGeometry g, int64_t C, int64_t total,
+                           bool channels_last) {
+  using Acc = at::opmath_type<T>;
+  constexpr bool kCompact = std::is_same_v<I, uint8_t>;
+  PYIMG_GRID_LOOP(o, total) {
+    const Coords p = coords_of(o, C, g.PH, g.PW, channels_last);
+    const auto load = pooled_load(x, sx, indices, si, p.n, p.c);
+    Acc own;
+    const int64_t pos = g.position(load(p.h, p.w, &own), p.h, p.w, kCompact);
+    const int64_t h = pos / g.W, w = pos % g.W;
+    int64_t lo_h, hi_h, lo_w, hi_w;
+    covering(h, g.kh, g.sh, g.pad_h, 1, g.PH, &lo_h, &hi_h);
+    covering(w, g.kw, g.sw, g.pad_w, 1, g.PW, &lo_w, &hi_w);
+    Acc value;
+    const bool wins = pos >= 0 && unpool_winner<Acc>(g, h, w, lo_h, hi_h, lo_w, hi_w, kCompact,
+                                                     load, &value) == p.h * g.PW + p.w;
+    grad_x[o] = wins ? grad_out[p.n * sg.n + p.c * sg.c + h * sg.h + w * sg.w] : T(0);
+  }
+}
+
+// Calls the lambda with scalar_t = x's dtype and index_t = the index format's type.
+#define PYIMG_DISPATCH_POOL(dtype, compact, name, ...)                         \
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, name, [&] { \
+    if (compact) {                                                             \
+      using index_t = uint8_t;                                                 \
+      __VA_ARGS__();                                                           \
+    } else {                                                                   \
+      using index_t = int64_t;                                                 \
+      __VA_ARGS__();                                                           \
+    }                                                                          \
+  })
+
+IndexCheck validate_cuda(const at::Tensor& indices, const PoolGeometry& g, bool compact) {
+  const int64_t total = indices.numel();
+  if (total == 0) return IndexCheck::kInWindow;
+  at::Tensor flags = at::zeros({2}, indices.options().dtype(at::kLong));
+  const auto stream = c10::cuda::getCurrentCUDAStream();
+  if (compact) {
+    validate_kernel<uint8_t><<<grid_for(total), kThreads, 0, stream>>>(
+        flags.mutable_data_ptr<int64_t>(), indices.const_data_ptr<uint8_t>(),
+        strides_of(indices), g, indices.size(1), total);
+  } else {
+    validate_kernel<int64_t><<<grid_for(total), kThreads, 0, stream>>>(
+        flags.mutable_data_ptr<int64_t>(), indices.const_data_ptr<int64_t>(),
+        strides_of(indices), g, indices.size(1), total);
+  }
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  int64_t host[2];
+  C10_CUDA_CHECK(cudaMemcpyAsync(host, flags.const_data_ptr<int64_t>(), sizeof(host),
+                                 cudaMemcpyDeviceToHost, stream));
+  C10_CUDA_CHECK(cudaStreamSynchronize(stream));
+  if (host[0] & 2) invalid_index_error(host[1], g);
+  return host[0] & 1 ? IndexCheck::kOutsideWindow : IndexCheck::kInWindow;
+}
+
+std::tuple<at::Tensor, at::Tensor> max_pool2d_with_indices_cuda(
+    const at::Tensor& x, at::IntArrayRef kernel_size, at::IntArrayRef stride,
+    at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode, bool compact) {
+  const PoolGeometry g = check_pool(x, kernel_size, stride, padding, dilation, ceil_mode,
+                                    compact, "max_pool2d_with_indices");
+  const c10::cuda::CUDAGuard guard(x.device());
+  at::Tensor out = empty_planes(x, g.PH, g.PW, x.scalar_type());
+  at::Tensor indices = empty_planes(x, g.PH, g.PW, compact ? at::kByte : at::kLong);
+  const int64_t total = out.numel();
+  if (total == 0) return {out, indices};
+  PYIMG_DISPATCH_POOL(x.scalar_type(), compact, "max_pool2d_with_indices_cuda", [&] {
+    pool_kernel<scalar_t, index_t>
+        <<<grid_for(total), kThreads, 0, c10::cuda::getCurrentCUDAStream()>>>(
+            out.mutable_data_ptr<scalar_t>(), indices.mutable_data_ptr<index_t>(),
+            x.const_data_ptr<scalar_t>(), strides_of(x), g, x.size(1), total,
+            is_channels_last(out));
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  });
+  return {out, indices};
+}
+
+at::Tensor max_pool2d_with_indices_backward_cuda(const at::Tensor& grad_out,
+                                                 const at::Tensor& indices,
+                                                 at::IntArrayRef input_size,
+                                                 at::IntArrayRef kernel_size,
+                                                 at::IntArrayRef stride, at::IntArrayRef padding,
+                                                 at::IntArrayRef dilation, bool compact) {
+  const PoolGeometry g = check_pool_backward(grad_out, indices, input_size, kernel_size, stride,
+                                             padding, dilation, compact);
+  const c10::cuda::CUDAGuard guard(grad_out.device());
+  at::Tensor grad_x = empty_planes(grad_out, g.H, g.W, grad_out.scalar_type());
+  const int64_t total = grad_x.numel();
+  if (total == 0) return grad_x;
+  PYIMG_DISPATCH_POOL(grad_out.scalar_type(), compact, "max_pool2d_with_indices_backward_cuda",
+                      [&] {
+                        pool_backward_kernel<scalar_t, index_t>
+                            <<<grid_for(total), kThreads, 0,
+                               c10::cuda::getCurrentCUDAStream()>>>(
+                                grad_x.mutable_data_ptr<scalar_t>(),
+                                grad_out.const_data_ptr<scalar_t>(), strides_of(grad_out),
+                                indices.const_data_ptr<index_t>(), strides_of(indices), g,
+                                grad_out.size(1), total, is_channels_last(grad_x));
+                        C10_CUDA_KERNEL_LAUNCH_CHECK();
+                      });
+  return grad_x;
+}
+
+at::Tensor max_unpool2d_cuda(const at::Tensor& x, const at::Tensor& indices,
+                             at::IntArrayRef kernel_size, at::IntArrayRef stride,
+                             at::IntArrayRef padding, at::IntArrayRef output_size, bool compact) {
+  const PoolGeometry g = check_unpool(x, indices, kernel_size, stride, padding, output_size,
+                                      compact, "max_unpool2d");
+  const c10::cuda::CUDAGuard guard(x.device());
+  if (validate_cuda(indices, g, compact) == IndexCheck::kOutsideWindow) {
+    return unpool_scatter(x, indices, g);
+  }
+  at::Tensor out = empty_planes(x, g.H, g.W, x.scalar_type());
+  const int64_t total = out.numel();
+  if (total == 0) return out;
+  PYIMG_DISPATCH_POOL(x.scalar_type(), compact, "max_unpool2d_cuda", [&] {
+    unpool_kernel<scalar_t, index_t>
+        <<<grid_for(total), kThreads, 0, c10::cuda::getCurrentCUDAStream()>>>(
+            out.mutable_data_ptr<scalar_t>(), x.const_data_ptr<scalar_t>(), strides_of(x),
+            indices.const_data_ptr<index_t>(), strides_of(indices), g, x.size(1), total,
+            is_channels_last(out));
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  });
+  return out;
+}
+
+at::Tensor max_unpool2d_backward_cuda(const at::Tensor& grad_out, const at::Tensor& x,
+                                      const at::Tensor& indices, at::IntArrayRef kernel_size,
+                                      at::IntArrayRef stride, at::IntArrayRef padding,
+                                      bool compact) {
+  check_grad_planes(grad_out, x, "max_unpool2d_backward");
+  const PoolGeometry g = check_unpool(x, indices, kernel_size, stride, padding,
+                                      {grad_out.size(2), grad_out.size(3)}, compact,
+                                      "max_unpool2d_backward");
+  const c10::cuda::CUDAGuard guard(x.device());
+  if (validate_cuda(indices, g, compact) == IndexCheck::kOutsideWindow) {
+    return unpool_scatter_backward(grad_out, x, indices, g);
+  }
+  at::Tensor grad_x = empty_planes(x, x.size(2), x.size(3), x.scalar_type());
+  const int64_t total = grad_x.numel();
+  if (total == 0) return grad_x;
+  PYIMG_DISPATCH_POOL(x.scalar_type(), compact, "max_unpool2d_backward_cuda", [&] {
+    unpool_backward_kernel<scalar_t, index_t>
+        <<<grid_for(total), kThreads, 0, c10::cuda::getCurrentCUDAStream()>>>(
+            grad_x.mutable_data_ptr<scalar_t>(), grad_out.const_data_ptr<scalar_t>(),
+            strides_of(grad_out), x.const_data_ptr<scalar_t>(), strides_of(x),
+            indices.const_data_ptr<index_t>(), strides_of(indices), g, x.size(1), total,
+            is_channels_last(grad_x));
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  });
+  return grad_x;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(pyimg, CUDA, m) {
+  m.impl("max_pool2d_with_indices", &max_pool2d_with_indices_cuda);
+  m.impl("max_pool2d_with_indices_backward", &max_pool2d_with_indices_backward_cuda);
+  m.impl("max_unpool2d", &max_unpool2d_cuda);
+  m.impl("max_unpool2d_backward", &max_unpool2d_backward_cuda);
+}
+
+}  // namespace pyimg

@@ -1,0 +1,40 @@
+"""Folding an inference-mode BatchNorm2d into the convolution before it.
+
+In eval, BN is the per-channel affine map y = (x - mean) * gamma / sqrt(var + eps) + beta
+(Ioffe & Szegedy 2015), so conv followed by BN is one convolution with its weight scaled per
+output channel and its bias shifted: the BN pass disappears at inference.
+"""
+
+import copy
+
+import torch
+from torch import nn
+
+
+@torch.no_grad()
+def fold_batch_norm(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
+    """A new Conv2d equal to ``bn(conv(x))`` with ``bn`` in eval mode (its running statistics);
+    the inputs are left unchanged. The folded convolution always has a bias."""
+    if not isinstance(conv, nn.Conv2d) or not isinstance(bn, nn.BatchNorm2d):
+        raise TypeError(f"expected Conv2d and BatchNorm2d, got {type(conv).__name__} and "
+                        f"{type(bn).__name__}")
+    if bn.running_mean is None or bn.running_var is None:
+        raise ValueError("cannot fold a BatchNorm2d without running statistics "
+                         "(track_running_stats=False)")
+    if bn.num_features != conv.out_channels:
+        raise ValueError(f"BatchNorm2d has {bn.num_features} features but the convolution "
+                         f"{conv.out_channels} output channels")
+    # In float64, then rounded once to the convolution's dtype.
+    scale = torch.rsqrt(bn.running_var.double() + bn.eps)
+    if bn.weight is not None:
+        scale = scale * bn.weight.double()
+    bias = -bn.running_mean.double() * scale
+    if conv.bias is not None:
+        bias = bias + conv.bias.double() * scale
+    if bn.bias is not None:
+        bias = bias + bn.bias.double()
+    folded = copy.deepcopy(conv)
+    weight = conv.weight.double() * scale.view(-1, 1, 1, 1)
+    folded.weight = nn.Parameter(weight.to(conv.weight.dtype))
+    folded.bias = nn.Parameter(bias.to(conv.weight.dtype))
+    return folded

@@ -1,0 +1,288 @@
+"""Batch normalization (Ioffe & Szegedy 2015, "Batch Normalization: Accelerating Deep Network
+Training by Reducing Internal Covariate Shift") fused with PReLU (He et al. 2015, "Delving Deep
+into Rectifiers") or with a residual sum, for training and inference.
+
+Three ops carry every backend (csrc/ops/batch_norm.h has the contract):
+
+* ``batch_norm_stats(x) -> (mean, var)``: per-channel mean and biased variance, numerically
+  stable (per-run two-pass moments combined with Chan et al.'s formula), deterministic.
+* ``bn_prelu(x, mean, invstd, weight, bias, prelu_weight, residual, training)``: one
+  elementwise pass, ``prelu(z) + residual`` with ``z = (x - mean) * invstd * weight + bias``.
+  Eval feeds it the running statistics, training the batch's.
+* ``bn_prelu_backward``: one reduction pass (sums of dL/dz, dL/dz * xhat, dL/dy * min(z, 0))
+  and one elementwise pass for grad_x, through the batch statistics when training.
+
+Backends: ``cpu`` and ``cuda`` run ``torch.ops.pyimg.*`` (csrc/ops/), ``triton`` the
+``*_triton`` ops (pyimg/triton/batch_norm.py), ``torch`` the stock-op reference. The per-channel
+tensors the ops take and return are float64 for float64 inputs and float32 otherwise, so
+float16/bfloat16 inputs keep float32 statistics as stock does. Running statistics are updated
+here, with torch ops on C values, exactly as ``torch.nn.functional.batch_norm`` does.
+"""
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from pyimg import _backend, _extension
+from pyimg.ops.pixel_shuffle import output_memory_format
+
+_KERNEL_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+def accumulate_dtype(x: torch.Tensor) -> torch.dtype:
+    return torch.float64 if x.dtype == torch.float64 else torch.float32
+
+
+# -- the torch reference backend -------------------------------------------------------------
+
+
+def batch_norm_prelu_reference(x, running_mean, running_var, weight=None, bias=None,
+                               prelu_weight=None, training=False, momentum=0.1, eps=1e-5,
+                               residual=None):
+    """Stock ops: batch_norm, then prelu (when prelu_weight is given), then + residual."""
+    y = F.batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps)
+    if prelu_weight is not None:
+        y = F.prelu(y, prelu_weight)
+    if residual is not None:
+        y = y + residual
+    return y.contiguous(memory_format=output_memory_format(x))
+
+
+# -- the Triton ops --------------------------------------------------------------------------
+
+
+@torch.library.custom_op("pyimg::batch_norm_stats_triton", mutates_args=())
+def _batch_norm_stats_triton(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    from pyimg.triton import batch_norm as kernels
+
+    _check_4d(x)
+    return kernels.stats(x, accumulate_dtype(x))
+
+
+@torch.library.custom_op("pyimg::bn_prelu_triton", mutates_args=())
+def _bn_prelu_triton(x: torch.Tensor, mean: torch.Tensor, invstd: torch.Tensor,
+                     weight: torch.Tensor | None, bias: torch.Tensor | None,
+                     prelu_weight: torch.Tensor | None, residual: torch.Tensor | None,
+                     training: bool) -> torch.Tensor:
+    from pyimg.triton import batch_norm as kernels
+
+    _check_4d(x)
+    return kernels.forward(x, mean, invstd, weight, bias, prelu_weight, residual,
+                           output_memory_format(x) == torch.channels_last)
+
+
+@torch.library.custom_op("pyimg::bn_prelu_backward_triton", mutates_args=())
+def _bn_prelu_backward_triton(
+    grad: torch.Tensor, x: torch.Tensor, mean: torch.Tensor, invstd: torch.Tensor,
+    weight: torch.Tensor | None, bias: torch.Tensor | None, prelu_weight: torch.Tensor | None,
+    training: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    from pyimg.triton import batch_norm as kernels
+
+    return kernels.backward(grad, x, mean, invstd, weight, bias, prelu_weight, training,
+                            output_memory_format(x) == torch.channels_last)
+
+
+def _check_4d(x: torch.Tensor) -> None:
+    if x.dim() != 4:
+        raise RuntimeError(f"expects a 4-D (N, C, H, W) input, but got {x.dim()} dimension(s)")
+
+
+# -- fake kernels and autograd, shared by the C++ and the Triton ops -------------------------
+
+
+@dataclass(frozen=True)
+class _Ops:
+    """One backend family's three ops."""
+
+    stats: object
+    forward: object
+    backward: object
+
+
+def _like_input(x: torch.Tensor) -> torch.Tensor:
+    return torch.empty(x.shape, dtype=x.dtype, device=x.device,
+                       memory_format=output_memory_format(x))
+
+
+def _channels(x: torch.Tensor) -> torch.Tensor:
+    return x.new_empty(x.shape[1], dtype=accumulate_dtype(x))
+
+
+def _fake_stats(x):
+    _check_4d(x)
+    return _channels(x), _channels(x)
+
+
+def _fake_forward(x, mean, invstd, weight, bias, prelu_weight, residual, training):
+    _check_4d(x)
+    return _like_input(x)
+
+
+def _fake_backward(grad, x, mean, invstd, weight, bias, prelu_weight, training):
+    return _like_input(x), _channels(x), _channels(x), _channels(x)
+
+
+def _setup_stats(ctx, inputs, output):
+    (x,) = inputs
+    ctx.save_for_backward(x, output[0])
+
+
+def _stats_backward(ctx, grad_mean, grad_var):
+    # mean = sum(x) / M, var = sum((x - mean)^2) / M; d var / d x = 2 (x - mean) / M.
+    x, mean = ctx.saved_tensors
+    m = x.numel() // x.shape[1]
+    view = (1, -1, 1, 1)
+    grad = torch.zeros_like(x, dtype=mean.dtype)
+    if grad_mean is not None:
+        grad = grad + grad_mean.view(view) / m
+    if grad_var is not None:
+        grad = grad + grad_var.view(view) * 2 * (x.to(mean.dtype) - mean.view(view)) / m
+    return grad.to(x.dtype)
+
+
+def _setup_forward(ctx, inputs, output):
+    x, mean, invstd, weight, bias, prelu_weight, residual, training = inputs
+    ctx.training = training
+    # From the inputs rather than ctx.needs_input_grad, whose length follows the call's
+    # argument count for custom_op-defined ops.
+    ctx.needs = [t is not None and t.requires_grad for t in (weight, bias, prelu_weight)]
+    ctx.has_residual = residual is not None
+    ctx.save_for_backward(x, mean, invstd, weight, bias, prelu_weight)
+
+
+def _make_forward_backward(ops: _Ops):
+    def backward(ctx, grad):
+        x, mean, invstd, weight, bias, prelu_weight = ctx.saved_tensors
+        grad_x, sum_dz, sum_dz_xhat, sum_negz = ops.backward(
+            grad, x, mean, invstd, weight, bias, prelu_weight, ctx.training)
+        grad_weight = sum_dz_xhat if ctx.needs[0] else None
+        grad_bias = sum_dz if ctx.needs[1] else None
+        grad_prelu = None
+        if ctx.needs[2]:
+            grad_prelu = sum_negz.sum().reshape(1) if prelu_weight.numel() == 1 else sum_negz
+        grad_residual = grad if ctx.has_residual else None
+        return grad_x, None, None, grad_weight, grad_bias, grad_prelu, grad_residual, None
+
+    return backward
+
+
+def _register(suffix: str) -> _Ops:
+    names = [f"pyimg::{op}{suffix}" for op in ("batch_norm_stats", "bn_prelu", "bn_prelu_backward")]
+    ops = _Ops(*(getattr(torch.ops.pyimg, name.split("::")[1]).default for name in names))
+    for name, fake in zip(names, (_fake_stats, _fake_forward, _fake_backward), strict=True):
+        torch.library.register_fake(name)(fake)
+    torch.library.register_autograd(names[0], _stats_backward, setup_context=_setup_stats)
+    torch.library.register_autograd(names[1], _make_forward_backward(ops),
+                                    setup_context=_setup_forward)
+    return ops
+
+
+_TRITON_OPS = _register("_triton")
+_EXTENSION_OPS = _register("") if _extension.loaded() else None
+
+
+# -- the public functions --------------------------------------------------------------------
+
+
+def _unsupported(x: torch.Tensor):
+    def reason(backend: str) -> str | None:
+        if backend != "torch" and x.dtype not in _KERNEL_DTYPES:
+            return f"dtype {x.dtype} (kernels take float16, bfloat16, float32, float64)"
+        return None
+
+    return reason
+
+
+def _check_input(x, running_mean, running_var, training, residual) -> None:
+    # The checks, messages and exception types of nn.BatchNorm2d and F.batch_norm.
+    if x.dim() != 4:
+        raise ValueError(f"expected 4D input (got {x.dim()}D input)")
+    if training and x.numel() // x.shape[1] == 1:
+        raise ValueError(
+            f"Expected more than 1 value per channel when training, got input size {x.size()}"
+        )
+    if not training and (running_mean is None or running_var is None):
+        raise RuntimeError("running_mean and running_var must be defined in evaluation mode")
+    if residual is not None and residual.shape != x.shape:
+        raise RuntimeError(f"residual has shape {tuple(residual.shape)} but the input has "
+                           f"shape {tuple(x.shape)}")
+
+
+def _check_channel_tensor(t: torch.Tensor | None, x: torch.Tensor, name: str,
+                          one_ok: bool = False) -> None:
+    channels = x.shape[1]
+    if t is None:
+        return
+    if t.device != x.device:
+        raise RuntimeError(
+            "Expected all tensors to be on the same device, but found at least two devices, "
+            f"{x.device} (input) and {t.device} ({name})"
+        )
+    if t.dim() != 1 or t.numel() not in ((1, channels) if one_ok else (channels,)):
+        raise RuntimeError(f"{name} should contain {channels} elements not {t.numel()}")
+
+
+@torch.no_grad()
+def _update_running_stats(running_mean, running_var, mean, var, count: int,
+                          momentum: float) -> None:
+    # As ATen: running = (1 - momentum) * running + momentum * batch, the variance unbiased.
+    if running_mean is not None:
+        running_mean.mul_(1 - momentum).add_(mean.to(running_mean.dtype), alpha=momentum)
+    if running_var is not None:
+        unbiased = var * (count / (count - 1))
+        running_var.mul_(1 - momentum).add_(unbiased.to(running_var.dtype), alpha=momentum)
+
+
+def _batch_norm_fused(x, running_mean, running_var, weight, bias, prelu_weight, training,
+                      momentum, eps, residual, op):
+    _check_input(x, running_mean, running_var, training, residual)
+    for t, name in ((running_mean, "running_mean"), (running_var, "running_var"),
+                    (weight, "weight"), (bias, "bias")):
+        _check_channel_tensor(t, x, name)
+    _check_channel_tensor(prelu_weight, x, "prelu weight", one_ok=True)
+    backend = _backend.choose(op, x.device, _unsupported(x))
+    if backend == "torch":
+        return batch_norm_prelu_reference(x, running_mean, running_var, weight, bias,
+                                          prelu_weight, training, momentum, eps, residual)
+    ops = _TRITON_OPS if backend == "triton" else _EXTENSION_OPS
+    acc = accumulate_dtype(x)
+    if training:
+        # Detached: bn_prelu's backward differentiates through the statistics itself.
+        mean, var = ops.stats(x.detach())
+        _update_running_stats(running_mean, running_var, mean, var, x.numel() // x.shape[1],
+                              momentum)
+    else:
+        mean, var = running_mean.to(acc), running_var.to(acc)
+    invstd = torch.rsqrt(var + eps)
+    params = [None if t is None else t.to(acc) for t in (weight, bias, prelu_weight)]
+    if residual is not None:
+        residual = residual.to(x.dtype)
+    return ops.forward(x, mean, invstd, *params, residual, training)
+
+
+def batch_norm_prelu(x: torch.Tensor, running_mean: torch.Tensor | None,
+                     running_var: torch.Tensor | None, weight: torch.Tensor | None = None,
+                     bias: torch.Tensor | None = None, prelu_weight: torch.Tensor | None = None,
+                     training: bool = False, momentum: float = 0.1,
+                     eps: float = 1e-5) -> torch.Tensor:
+    """``F.prelu(F.batch_norm(x, running_mean, running_var, weight, bias, training, momentum,
+    eps), prelu_weight)`` in one pass over x (two when training: statistics, then output).
+
+    x is (N, C, H, W); prelu_weight has 1 or C values (None: no PReLU). When training, the
+    running statistics (if given) are updated in place as stock does. Differentiable in x,
+    weight, bias and prelu_weight. The output keeps x's memory format.
+    """
+    return _batch_norm_fused(x, running_mean, running_var, weight, bias, prelu_weight, training,
+                             momentum, eps, None, "batch_norm_prelu")
+
+
+def batch_norm_add(x: torch.Tensor, residual: torch.Tensor, running_mean: torch.Tensor | None,
+                   running_var: torch.Tensor | None, weight: torch.Tensor | None = None,
+                   bias: torch.Tensor | None = None, training: bool = False,
+                   momentum: float = 0.1, eps: float = 1e-5) -> torch.Tensor:
+    """``F.batch_norm(x, ...) + residual`` in one pass over x and residual (the second BN of a
+    residual block and its skip connection). Arguments as ``batch_norm_prelu``."""
+    return _batch_norm_fused(x, running_mean, running_var, weight, bias, None, training,
+                             momentum, eps, residual, "batch_norm_add")

@@ -1,0 +1,438 @@
+"""Max-pool with indices and max-unpool, the encoder/decoder pair of SegNet (Badrinarayanan et
+al. 2017, "SegNet: A Deep Convolutional Encoder-Decoder Architecture for Image Segmentation"):
+the decoder upsamples by writing each pooled value back where its maximum came from.
+
+Backends: ``cpu`` and ``cuda`` run ``torch.ops.pyimg.max_pool2d_with_indices`` /
+``max_unpool2d`` (csrc/ops/), ``triton`` the ``*_triton`` ops (pyimg/triton/max_pool.py),
+``torch`` the stock-op reference below. This file registers the ops' fake kernels and autograd.
+
+Index formats. ``flat``: int64 positions h * W + w in each (H, W) plane, exactly what
+``F.max_pool2d(..., return_indices=True)`` returns. ``compact``: uint8 tap numbers
+ki * kernel_w + kj inside each window, 8x less index traffic; valid for kernels of at most 256
+taps, and only for an unpool with the pool's kernel_size, stride and padding and a pool of
+dilation 1 (unpool has no dilation). Unpool takes either, telling them apart by dtype.
+
+Semantics. Pooling matches stock exactly: taps in row-major order, the first of equal maxima
+wins, a NaN wins over numbers (the last NaN of the window), indices of an all -inf window name
+its first in-plane tap. Unpool is a gather (each output element decides whether it receives a
+value, so the output is written once and the result is deterministic). Where several indices
+name one output position (overlapping windows, or hand-made indices; stock is
+nondeterministic there and CPU and GPU disagree, pytorch issues #78249 and #132041), the
+largest value wins, NaN counting as the largest, ties going to the lowest pooled position;
+-0.0 and +0.0 count as equal. The unpool backward gives the gradient to that winner only (the
+derivative of the forward); stock gives it to every duplicate. An index naming no position of
+the output plane raises; nothing is ever written out of bounds. Flat indices outside their own
+window (in the plane, but not what a max-pool of this geometry produces) are handled by a
+slower scatter form with the same rule.
+
+Layout: outputs keep the input's memory format (channels_last in, channels_last out); indices
+come in the values' layout.
+"""
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from pyimg import _backend, _extension
+from pyimg.ops.pixel_shuffle import output_memory_format
+
+_KERNEL_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+_INDEX_DTYPES = {torch.int64: False, torch.uint8: True}  # dtype -> compact
+
+
+def _pair(v, name: str) -> tuple[int, int]:
+    if isinstance(v, int):
+        return (v, v)
+    v = tuple(v)
+    if len(v) == 1:
+        return (v[0], v[0])
+    if len(v) != 2:
+        raise RuntimeError(f"max_pool2d: {name} must be a single int or a pair of ints")
+    return v
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """csrc/ops/max_pool.h's PoolGeometry: plane (H, W), pooled plane (PH, PW)."""
+
+    kh: int
+    kw: int
+    sh: int
+    sw: int
+    pad_h: int
+    pad_w: int
+    dh: int
+    dw: int
+    H: int
+    W: int
+    PH: int
+    PW: int
+
+    def args(self):
+        """(kernel_size, stride, padding, dilation) as the ops take them."""
+        return ([self.kh, self.kw], [self.sh, self.sw], [self.pad_h, self.pad_w],
+                [self.dh, self.dw])
+
+
+def _pooled_size(size, k, s, p, d, ceil_mode):
+    out = (size + 2 * p - d * (k - 1) - 1 + (s - 1 if ceil_mode else 0)) // s + 1
+    if ceil_mode and (out - 1) * s >= size + p:
+        out -= 1
+    return out
+
+
+def _check_input(x: torch.Tensor, op: str) -> None:
+    if x.dim() not in (3, 4) or 0 in x.shape[-3:]:
+        raise RuntimeError(f"{op}: non-empty 3D or 4D (batch mode) tensor expected for input")
+
+
+def pool_geometry(x, kernel_size, stride, padding, dilation, ceil_mode, compact) -> Geometry:
+    """Validates like stock (same exception types) and returns the geometry."""
+    _check_input(x, "max_pool2d")
+    kh, kw = _pair(kernel_size, "kernel_size")
+    sh, sw = _pair(kernel_size if stride is None or stride == [] else stride, "stride")
+    ph, pw = _pair(padding, "padding")
+    dh, dw = _pair(dilation, "dilation")
+    if kh <= 0 or kw <= 0:
+        raise RuntimeError("max_pool2d: kernel_size must be greater than zero")
+    if sh <= 0 or sw <= 0:
+        raise RuntimeError("max_pool2d: stride should not be zero")
+    if dh <= 0 or dw <= 0:
+        raise RuntimeError("max_pool2d: dilation should be greater than zero")
+    if ph < 0 or pw < 0 or ph > kh // 2 or pw > kw // 2:  # stock's rule: dilation not counted
+        raise RuntimeError("max_pool2d: pad should be at most half of kernel size")
+    if compact and kh * kw > 256:
+        raise RuntimeError(f"max_pool2d: compact (uint8) indices need at most 256 taps, "
+                           f"got kernel_size {kh}x{kw}")
+    H, W = x.shape[-2:]
+    PH = _pooled_size(H, kh, sh, ph, dh, ceil_mode)
+    PW = _pooled_size(W, kw, sw, pw, dw, ceil_mode)
+    if PH <= 0 or PW <= 0:
+        raise RuntimeError(f"max_pool2d: given input size ({H}x{W}), the calculated output size "
+                           f"({PH}x{PW}) is too small")
+    return Geometry(kh, kw, sh, sw, ph, pw, dh, dw, H, W, PH, PW)
+
+
+def unpool_geometry(x, indices, kernel_size, stride, padding, output_size) -> Geometry:
+    """Validates like stock F.max_unpool2d (same exception types) and returns the geometry."""
+    _check_input(x, "max_unpool2d")
+    if indices.dtype not in _INDEX_DTYPES:
+        raise RuntimeError(f"max_unpool2d: elements in indices should be type int64 (flat) or "
+                           f"uint8 (compact) but got: {indices.dtype}")
+    if indices.shape != x.shape:
+        raise RuntimeError(f"Expected shape of indices to be same as that of the input tensor "
+                           f"({list(x.shape)}) but got indices tensor with shape: "
+                           f"{list(indices.shape)}")
+    if indices.device != x.device:
+        raise RuntimeError("max_unpool2d: indices must be on the input's device")
+    kh, kw = _pair(kernel_size, "kernel_size")
+    sh, sw = _pair(kernel_size if stride is None else stride, "stride")
+    ph, pw = _pair(padding, "padding")
+    if min(kh, kw, sh, sw) <= 0 or min(ph, pw) < 0:
+        raise RuntimeError("max_unpool2d: kernel_size and stride must be positive, padding "
+                           "non-negative")
+    PH, PW = x.shape[-2:]
+    default = ((PH - 1) * sh + kh - 2 * ph, (PW - 1) * sw + kw - 2 * pw)
+    if output_size is None:
+        H, W = default
+    else:
+        size = tuple(output_size)[-2:]
+        if len(size) != 2:
+            raise ValueError(f"output_size should be a sequence containing 2 or 4 elements, "
+                             f"but it has a length of '{len(tuple(output_size))}'")
+        for d, (got, dflt, s) in enumerate(zip(size, default, (sh, sw), strict=True)):
+            if not dflt - s < got < dflt + s:
+                raise ValueError(f'invalid output_size "{size}" (dim {d} must be between '
+                                 f"{dflt - s} and {dflt + s})")
+        H, W = size
+    return Geometry(kh, kw, sh, sw, ph, pw, 1, 1, H, W, PH, PW)
+
+
+# -- the torch reference backend -------------------------------------------------------------
+
+
+def compact_from_flat(flat: torch.Tensor, g: Geometry) -> torch.Tensor:
+    """The tap inside each window that flat indices name (uint8)."""
+    ph = torch.arange(g.PH, device=flat.device).view(-1, 1)
+    pw = torch.arange(g.PW, device=flat.device)
+    ki = (flat // g.W - (ph * g.sh - g.pad_h)) // g.dh
+    kj = (flat % g.W - (pw * g.sw - g.pad_w)) // g.dw
+    return (ki * g.kw + kj).to(torch.uint8)
+
+
+def flat_from_compact(taps: torch.Tensor, g: Geometry) -> torch.Tensor:
+    """The plane positions compact indices name; -1 where one names none (max_pool.h)."""
+    t = taps.long()
+    h = (torch.arange(g.PH, device=t.device).view(-1, 1) * g.sh - g.pad_h) + (t // g.kw) * g.dh
+    w = (torch.arange(g.PW, device=t.device) * g.sw - g.pad_w) + (t % g.kw) * g.dw
+    ok = (t < g.kh * g.kw) & (h >= 0) & (h < g.H) & (w >= 0) & (w < g.W)
+    return torch.where(ok, h * g.W + w, -1)
+
+
+def max_pool2d_reference(x4, g: Geometry, ceil_mode: bool, compact: bool):
+    """Stock max_pool2d (4-D x), indices converted to compact on request; x's memory format."""
+    kernel, stride, padding, dilation = g.args()
+    y, idx = F.max_pool2d(x4, kernel, stride, padding, dilation, ceil_mode, return_indices=True)
+    if compact:
+        idx = compact_from_flat(idx, g)
+    fmt = output_memory_format(x4)
+    return y.contiguous(memory_format=fmt), idx.contiguous(memory_format=fmt)
+
+
+def _checked_flat(indices, g: Geometry, compact: bool) -> torch.Tensor:
+    flat = flat_from_compact(indices, g) if compact else indices
+    bad = (flat < 0) | (flat >= g.H * g.W)
+    if bad.any():
+        raise RuntimeError(f"Found an invalid max index: {indices[bad][0].item()} (output "
+                           f"volumes are of size {g.H}x{g.W})")
+    return flat
+
+
+def _winners(values: torch.Tensor, idx: torch.Tensor, plane: int) -> torch.Tensor:
+    """Per pooled element (rows of planes), whether it wins its output position: the largest
+    value (NaN largest), ties to the lowest pooled position."""
+    top = torch.zeros(values.shape[0], plane, dtype=values.dtype, device=values.device)
+    top = top.scatter_reduce(1, idx, values, "amax", include_self=False).gather(1, idx)
+    is_max = (values == top) | (values.isnan() & top.isnan())
+    n = values.shape[1]
+    pos = torch.arange(n, device=idx.device).expand_as(idx)
+    first = torch.full((idx.shape[0], plane), n, dtype=torch.long, device=idx.device)
+    first = first.scatter_reduce(1, idx, torch.where(is_max, pos, n), "amin")
+    return first.gather(1, idx) == pos
+
+
+def max_unpool2d_reference(x4, indices, g: Geometry):
+    """Unpool from stock ops with pyimg's duplicate rule; differentiable in x, where only the
+    winners get gradients. Deterministic: only winners are scattered (unique targets); the
+    others go to a spare column that is dropped."""
+    compact = indices.dtype == torch.uint8
+    planes = x4.shape[0] * x4.shape[1]
+    idx = _checked_flat(indices, g, compact).reshape(planes, -1)
+    values = x4.reshape(planes, -1)
+    with torch.no_grad():
+        target = torch.where(_winners(values.detach(), idx, g.H * g.W), idx, g.H * g.W)
+    out = torch.zeros(planes, g.H * g.W + 1, dtype=x4.dtype, device=x4.device)
+    out = out.scatter(1, target, values)[:, :-1]
+    out = out.reshape(x4.shape[0], x4.shape[1], g.H, g.W)
+    return out.contiguous(memory_format=output_memory_format(x4))
+
+
+def max_unpool2d_reference_backward(grad_out, x4, indices, g: Geometry):
+    """The gradient of max_unpool2d_reference in x, without autograd: each winner gets the
+    gradient at the position it wins."""
+    compact = indices.dtype == torch.uint8
+    planes = x4.shape[0] * x4.shape[1]
+    idx = _checked_flat(indices, g, compact).reshape(planes, -1)
+    wins = _winners(x4.reshape(planes, -1), idx, g.H * g.W)
+    grad = grad_out.reshape(planes, -1).gather(1, idx)
+    grad = torch.where(wins, grad, torch.zeros_like(grad)).view(x4.shape)
+    return grad.contiguous(memory_format=output_memory_format(x4))
+
+
+# -- the Triton ops --------------------------------------------------------------------------
+
+
+def _geometry_of(x, kernel_size, stride, padding, dilation, H, W, PH, PW) -> Geometry:
+    return Geometry(*kernel_size, *stride, *padding, *dilation, H, W, PH, PW)
+
+
+def _channels_last(x: torch.Tensor) -> bool:
+    return output_memory_format(x) == torch.channels_last
+
+
+@torch.library.custom_op("pyimg::max_pool2d_with_indices_triton", mutates_args=())
+def _pool_triton(x: torch.Tensor, kernel_size: list[int], stride: list[int], padding: list[int],
+                 dilation: list[int], ceil_mode: bool,
+                 compact: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    from pyimg.triton import max_pool as kernels
+
+    _check_4d(x)
+    g = pool_geometry(x, kernel_size, stride, padding, dilation, ceil_mode, compact)
+    return kernels.pool(x, g, compact, _channels_last(x))
+
+
+@torch.library.custom_op("pyimg::max_pool2d_with_indices_backward_triton", mutates_args=())
+def _pool_backward_triton(grad_out: torch.Tensor, indices: torch.Tensor, input_size: list[int],
+                          kernel_size: list[int], stride: list[int], padding: list[int],
+                          dilation: list[int], compact: bool) -> torch.Tensor:
+    from pyimg.triton import max_pool as kernels
+
+    g = _geometry_of(grad_out, kernel_size, stride, padding, dilation, *input_size,
+                     *grad_out.shape[2:])
+    return kernels.pool_backward(grad_out, indices, g, compact, _channels_last(grad_out))
+
+
+def _in_window(indices, g: Geometry, compact: bool) -> bool:
+    """Validates (raises on an index outside the plane) and says whether every index lies in
+    its own window, where the Triton gather kernels apply."""
+    flat = _checked_flat(indices, g, compact)
+    if compact:
+        return True
+    h0 = torch.arange(g.PH, device=flat.device).view(-1, 1) * g.sh - g.pad_h
+    w0 = torch.arange(g.PW, device=flat.device) * g.sw - g.pad_w
+    dh, dw = flat // g.W - h0, flat % g.W - w0
+    return bool(((dh >= 0) & (dh < g.kh) & (dw >= 0) & (dw < g.kw)).all())
+
+
+@torch.library.custom_op("pyimg::max_unpool2d_triton", mutates_args=())
+def _unpool_triton(x: torch.Tensor, indices: torch.Tensor, kernel_size: list[int],
+                   stride: list[int], padding: list[int], output_size: list[int],
+                   compact: bool) -> torch.Tensor:
+    from pyimg.triton import max_pool as kernels
+
+    _check_4d(x)
+    g = _geometry_of(x, kernel_size, stride, padding, [1, 1], *output_size, *x.shape[2:])
+    if not _in_window(indices, g, compact):
+        return max_unpool2d_reference(x, indices, g)
+    return kernels.unpool(x, indices, g, compact, _channels_last(x))
+
+
+@torch.library.custom_op("pyimg::max_unpool2d_backward_triton", mutates_args=())
+def _unpool_backward_triton(grad_out: torch.Tensor, x: torch.Tensor, indices: torch.Tensor,
+                            kernel_size: list[int], stride: list[int], padding: list[int],
+                            compact: bool) -> torch.Tensor:
+    from pyimg.triton import max_pool as kernels
+
+    g = _geometry_of(x, kernel_size, stride, padding, [1, 1], *grad_out.shape[2:],
+                     *x.shape[2:])
+    if not _in_window(indices, g, compact):
+        return max_unpool2d_reference_backward(grad_out, x, indices, g)
+    return kernels.unpool_backward(grad_out, x, indices, g, compact, _channels_last(x))
+
+
+def _check_4d(x: torch.Tensor) -> None:
+    if x.dim() != 4:
+        raise RuntimeError(f"expects a 4-D (N, C, H, W) input, but got {x.dim()} dimension(s)")
+
+
+# -- fake kernels and autograd, shared by the C++ and the Triton ops -------------------------
+
+
+@dataclass(frozen=True)
+class _Ops:
+    """One backend family's four ops."""
+
+    pool: object
+    pool_backward: object
+    unpool: object
+    unpool_backward: object
+
+
+def _empty(shape, like: torch.Tensor, dtype, fmt_of: torch.Tensor) -> torch.Tensor:
+    return torch.empty(shape, dtype=dtype, device=like.device,
+                       memory_format=output_memory_format(fmt_of))
+
+
+def _fake_pool(x, kernel_size, stride, padding, dilation, ceil_mode, compact):
+    _check_4d(x)
+    g = pool_geometry(x, kernel_size, stride, padding, dilation, ceil_mode, compact)
+    shape = (x.shape[0], x.shape[1], g.PH, g.PW)
+    return (_empty(shape, x, x.dtype, x),
+            _empty(shape, x, torch.uint8 if compact else torch.int64, x))
+
+
+def _fake_pool_backward(grad_out, indices, input_size, kernel_size, stride, padding, dilation,
+                        compact):
+    shape = (grad_out.shape[0], grad_out.shape[1], *input_size)
+    return _empty(shape, grad_out, grad_out.dtype, grad_out)
+
+
+def _fake_unpool(x, indices, kernel_size, stride, padding, output_size, compact):
+    _check_4d(x)
+    return _empty((x.shape[0], x.shape[1], *output_size), x, x.dtype, x)
+
+
+def _fake_unpool_backward(grad_out, x, indices, kernel_size, stride, padding, compact):
+    return _empty(x.shape, x, x.dtype, x)
+
+
+def _setup_pool(ctx, inputs, output):
+    x, kernel_size, stride, padding, dilation, _, compact = inputs
+    ctx.args = (list(x.shape[2:]), kernel_size, stride, padding, dilation, compact)
+    ctx.mark_non_differentiable(output[1])
+    ctx.save_for_backward(output[1])
+
+
+def _setup_unpool(ctx, inputs, output):
+    x, indices, kernel_size, stride, padding, _, compact = inputs
+    ctx.args = (kernel_size, stride, padding, compact)
+    ctx.save_for_backward(x, indices)
+
+
+def _register(suffix: str) -> _Ops:
+    names = ["max_pool2d_with_indices", "max_pool2d_with_indices_backward", "max_unpool2d",
+             "max_unpool2d_backward"]
+    ops = _Ops(*(getattr(torch.ops.pyimg, name + suffix).default for name in names))
+    fakes = (_fake_pool, _fake_pool_backward, _fake_unpool, _fake_unpool_backward)
+    for name, fake in zip(names, fakes, strict=True):
+        torch.library.register_fake(f"pyimg::{name}{suffix}")(fake)
+
+    def pool_backward(ctx, grad, _grad_indices):
+        (indices,) = ctx.saved_tensors
+        return ops.pool_backward(grad, indices, *ctx.args), None, None, None, None, None, None
+
+    def unpool_backward(ctx, grad):
+        x, indices = ctx.saved_tensors
+        return ops.unpool_backward(grad, x, indices, *ctx.args), None, None, None, None, None, None
+
+    torch.library.register_autograd(f"pyimg::{names[0]}{suffix}", pool_backward,
+                                    setup_context=_setup_pool)
+    torch.library.register_autograd(f"pyimg::{names[2]}{suffix}", unpool_backward,
+                                    setup_context=_setup_unpool)
+    return ops
+
+
+_TRITON_OPS = _register("_triton")
+_EXTENSION_OPS = _register("") if _extension.loaded() else None
+
+
+# -- the public functions --------------------------------------------------------------------
+
+
+def _unsupported(x: torch.Tensor):
+    def reason(backend: str) -> str | None:
+        if backend != "torch" and x.dtype not in _KERNEL_DTYPES:
+            return f"dtype {x.dtype} (kernels take float16, bfloat16, float32, float64)"
+        return None
+
+    return reason
+
+
+def _ops_for(backend: str) -> _Ops:
+    return _TRITON_OPS if backend == "triton" else _EXTENSION_OPS
+
+
+def max_pool2d_with_indices(x: torch.Tensor, kernel_size, stride=None, padding=0, dilation=1,
+                            ceil_mode: bool = False, compact: bool = False):
+    """``F.max_pool2d(x, ..., return_indices=True)``: (values, indices) of (C, H, W) or
+    (N, C, H, W) x, differentiable in x. ``compact=True`` returns uint8 window taps instead
+    of int64 plane positions (see the module docstring for when they are valid)."""
+    g = pool_geometry(x, kernel_size, stride, padding, dilation, ceil_mode, compact)
+    x4 = x.unsqueeze(0) if x.dim() == 3 else x
+    backend = _backend.choose("max_pool2d_with_indices", x.device, _unsupported(x))
+    if backend == "torch":
+        y, idx = max_pool2d_reference(x4, g, ceil_mode, compact)
+    else:
+        y, idx = _ops_for(backend).pool(x4, *g.args(), ceil_mode, compact)
+    return (y.squeeze(0), idx.squeeze(0)) if x.dim() == 3 else (y, idx)
+
+
+def max_unpool2d(x: torch.Tensor, indices: torch.Tensor, kernel_size, stride=None, padding=0,
+                 output_size=None) -> torch.Tensor:
+    """``F.max_unpool2d``: scatter x back to the positions ``indices`` name, 0 elsewhere, as a
+    deterministic gather. ``indices`` are flat (int64) or compact (uint8). Where several name
+    one position the largest value wins (NaN largest; ties: the lowest pooled position), on
+    every backend; an index outside the output plane raises RuntimeError."""
+    g = unpool_geometry(x, indices, kernel_size, stride, padding, output_size)
+    x4, i4 = (x.unsqueeze(0), indices.unsqueeze(0)) if x.dim() == 3 else (x, indices)
+    compact = _INDEX_DTYPES[indices.dtype]
+    if compact and g.kh * g.kw > 256:
+        raise RuntimeError("max_unpool2d: compact (uint8) indices need at most 256 taps")
+    backend = _backend.choose("max_unpool2d", x.device, _unsupported(x))
+    if backend == "torch":
+        y = max_unpool2d_reference(x4, i4, g)
+    else:
+        kernel, stride_, padding_, _ = g.args()
+        y = _ops_for(backend).unpool(x4, i4, kernel, stride_, padding_, [g.H, g.W], compact)
+    return y.squeeze(0) if x.dim() == 3 else y
