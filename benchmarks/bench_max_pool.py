@@ -1,14 +1,19 @@
 """max_pool2d_with_indices and max_unpool2d: pyimg's backends (flat int64 and compact uint8
 indices) beside stock PyTorch, with a clone of the op's output as the roofline, in one run.
 
-    python benchmarks/bench_max_pool.py [--device cpu|cuda] [--quick] [--out DIR]
+    python benchmarks/bench_max_pool.py [--device cpu|cuda] [--quick] [--reuse-memory] [--out DIR]
 
 Writes max_pool_<device>.md and .csv to --out (default benchmarks/results) and prints the
 summary table. Shapes: SegNet's 2x2 / 2 pool and its unpool (Badrinarayanan et al. 2017);
 "(8,64,128,128)" names the pool's input and the unpool's output.
+
+On the CPU a fresh 32 MB output (the unpool's, and the clone's) comes from mmap on every call,
+and faulting its pages in costs more than the op itself on a small VM; --reuse-memory sets
+glibc's mmap threshold so freed buffers are reused, timing the kernels without that floor.
 """
 
 import argparse
+import ctypes
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,12 +94,23 @@ def bench_case(case: Case, device: torch.device, backends, settings) -> list[tim
     return results
 
 
+def _reuse_freed_memory() -> None:
+    """glibc: serve large allocations from the heap and never trim it (mallopt's
+    M_MMAP_THRESHOLD = -3, M_TRIM_THRESHOLD = -1)."""
+    libc = ctypes.CDLL("libc.so.6")
+    libc.mallopt(-3, 1 << 30)
+    libc.mallopt(-1, 1 << 31)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--reuse-memory", action="store_true")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
+    if args.reuse_memory:
+        _reuse_freed_memory()
     device = torch.device(args.device)
     settings = timing.QUICK if args.quick else timing.Settings()
     backends = [b for b in PYIMG_BACKENDS[device.type] if _backend.unavailable(b, device) is None]
@@ -107,9 +123,10 @@ def main() -> None:
     providers = [timing.ROOFLINE, "stock",
                  *(f"pyimg {b}{s}" for b in backends for s in ("", " compact"))]
     summary = timing.summary_table(rows, providers)
-    md, csv_path = timing.result_paths(args.out, OP, env)
+    op = f"{OP}_reuse_memory" if args.reuse_memory else OP
+    md, csv_path = timing.result_paths(args.out, op, env)
     timing.write_text(md, "\n\n".join([
-        f"# {OP}{' (quick)' * args.quick}", timing.environment_lines(env),
+        f"# {op}{' (quick)' * args.quick}", timing.environment_lines(env),
         f"pyimg build: {pyimg.build_info}",
         "p50 us (fraction of the clone's bandwidth); MB counts the full tensor, the pooled "
         "values and the indices (int64, or uint8 for compact).",

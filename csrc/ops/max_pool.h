@@ -35,6 +35,12 @@ struct PoolGeometry {
     return h >= 0 && h < H && w >= 0 && w < W ? h * W + w : -1;
   }
 
+  // Whether every window (dilation 1) has a row and a column in the plane, so that a pass
+  // over the plane meets every window's index.
+  C10_HOST_DEVICE bool windows_meet_plane() const {
+    return (PH - 1) * sh - pad_h < H && (PW - 1) * sw - pad_w < W;
+  }
+
   // Whether flat plane position pos lies in unpool window (ph, pw) (dilation 1). A loop over
   // the window's rows rather than pos / W: division costs more than kh compares.
   C10_HOST_DEVICE bool in_window(int64_t pos, int64_t ph, int64_t pw) const {

@@ -65,21 +65,6 @@ class VDSR(nn.Module):
         return x + self.body(x)
 
 
-class _SRResidualBlock(nn.Module):
-    """SRGAN's residual block: conv3x3-BN-PReLU-conv3x3-BN plus the identity."""
-
-    def __init__(self, channels: int):
-        super().__init__()
-        self.body = nn.Sequential(
-            pnn.Conv2d(channels, channels, 3, padding=1), pnn.BatchNorm2d(channels),
-            pnn.PReLU(),
-            pnn.Conv2d(channels, channels, 3, padding=1), pnn.BatchNorm2d(channels),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.body(x)
-
-
 @register
 class SRResNet(nn.Module):
     """SRResNet, SRGAN's generator (Ledig et al., CVPR 2017, "Photo-Realistic Single Image
@@ -99,14 +84,10 @@ class SRResNet(nn.Module):
         if 2**stages != upscale_factor:
             raise ValueError(f"upscale_factor must be a power of 2, got {upscale_factor}")
         self.head = nn.Sequential(pnn.Conv2d(in_channels, channels, 9, padding=4), pnn.PReLU())
-        self.blocks = nn.Sequential(*(_SRResidualBlock(channels) for _ in range(num_blocks)))
+        self.blocks = nn.Sequential(*(pnn.ResidualBlock(channels) for _ in range(num_blocks)))
         self.fuse = nn.Sequential(pnn.Conv2d(channels, channels, 3, padding=1),
                                   pnn.BatchNorm2d(channels))
-        self.upsample = nn.Sequential(*(
-            nn.Sequential(pnn.Conv2d(channels, channels * 4, 3, padding=1),
-                          pnn.PixelShuffleAct(2, "prelu"))
-            for _ in range(stages)
-        ))
+        self.upsample = nn.Sequential(*(pnn.UpsampleBlock(channels, 2) for _ in range(stages)))
         self.tail = pnn.Conv2d(channels, in_channels, 9, padding=4)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -11,6 +11,21 @@ import torch
 from torch import nn
 
 
+def batch_norm_scale_shift(bn: nn.BatchNorm2d, dtype: torch.dtype = torch.float32):
+    """(scale, shift), one value per channel, with ``bn(z) == z * scale + shift`` in eval mode:
+    computed in float64, rounded once to ``dtype``; differentiable in bn's weight and bias."""
+    if bn.running_mean is None or bn.running_var is None:
+        raise ValueError("cannot fold a BatchNorm2d without running statistics "
+                         "(track_running_stats=False)")
+    scale = torch.rsqrt(bn.running_var.double() + bn.eps)
+    if bn.weight is not None:
+        scale = scale * bn.weight.double()
+    shift = -bn.running_mean.double() * scale
+    if bn.bias is not None:
+        shift = shift + bn.bias.double()
+    return scale.to(dtype), shift.to(dtype)
+
+
 @torch.no_grad()
 def fold_batch_norm(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
     """A new Conv2d equal to ``bn(conv(x))`` with ``bn`` in eval mode (its running statistics);
@@ -18,21 +33,13 @@ def fold_batch_norm(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
     if not isinstance(conv, nn.Conv2d) or not isinstance(bn, nn.BatchNorm2d):
         raise TypeError(f"expected Conv2d and BatchNorm2d, got {type(conv).__name__} and "
                         f"{type(bn).__name__}")
-    if bn.running_mean is None or bn.running_var is None:
-        raise ValueError("cannot fold a BatchNorm2d without running statistics "
-                         "(track_running_stats=False)")
     if bn.num_features != conv.out_channels:
         raise ValueError(f"BatchNorm2d has {bn.num_features} features but the convolution "
                          f"{conv.out_channels} output channels")
     # In float64, then rounded once to the convolution's dtype.
-    scale = torch.rsqrt(bn.running_var.double() + bn.eps)
-    if bn.weight is not None:
-        scale = scale * bn.weight.double()
-    bias = -bn.running_mean.double() * scale
+    scale, bias = batch_norm_scale_shift(bn, torch.float64)
     if conv.bias is not None:
         bias = bias + conv.bias.double() * scale
-    if bn.bias is not None:
-        bias = bias + bn.bias.double()
     folded = copy.deepcopy(conv)
     weight = conv.weight.double() * scale.view(-1, 1, 1, 1)
     folded.weight = nn.Parameter(weight.to(conv.weight.dtype))

@@ -21,9 +21,10 @@ nondeterministic there and CPU and GPU disagree, pytorch issues #78249 and #1320
 largest value wins, NaN counting as the largest, ties going to the lowest pooled position;
 -0.0 and +0.0 count as equal. The unpool backward gives the gradient to that winner only (the
 derivative of the forward); stock gives it to every duplicate. An index naming no position of
-the output plane raises; nothing is ever written out of bounds. Flat indices outside their own
-window (in the plane, but not what a max-pool of this geometry produces) are handled by a
-slower scatter form with the same rule.
+the output plane raises (the ``cuda`` backend, like stock's CUDA kernel, checks on the device
+without a host sync: a device-side assert); nothing is ever written out of bounds. Flat indices
+outside their own window (in the plane, but not what a max-pool of this geometry produces) are
+handled by a slower path with the same rule.
 
 Layout: outputs keep the input's memory format (channels_last in, channels_last out); indices
 come in the values' layout.
@@ -423,7 +424,8 @@ def max_unpool2d(x: torch.Tensor, indices: torch.Tensor, kernel_size, stride=Non
     """``F.max_unpool2d``: scatter x back to the positions ``indices`` name, 0 elsewhere, as a
     deterministic gather. ``indices`` are flat (int64) or compact (uint8). Where several name
     one position the largest value wins (NaN largest; ties: the lowest pooled position), on
-    every backend; an index outside the output plane raises RuntimeError."""
+    every backend; an index outside the output plane raises RuntimeError (on the ``cuda``
+    backend a device-side assert, as stock's)."""
     g = unpool_geometry(x, indices, kernel_size, stride, padding, output_size)
     x4, i4 = (x.unsqueeze(0), indices.unsqueeze(0)) if x.dim() == 3 else (x, indices)
     compact = _INDEX_DTYPES[indices.dtype]

@@ -1,5 +1,8 @@
 """max_pool2d_with_indices / max_unpool2d, every backend against stock and the reference."""
 
+import subprocess
+import sys
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -29,6 +32,7 @@ CASES = [
     ((1, 2, 9, 8), 3, 2, 1, 2, True),
     ((0, 2, 4, 4), 2, 2, 0, 1, False),
     ((3, 5, 4), 2, None, 0, 1, True),
+    ((1, 37, 5, 6), 2, 2, 1, 1, False),  # channels_last: whole blocks of channels and a rest
 ]
 
 
@@ -88,7 +92,8 @@ def test_pool_nan_ties_and_infinities_as_stock(backend):
 def test_unpool_matches_stock_on_pool_indices(backend, dtype):
     # Disjoint windows: stock is deterministic there, and pyimg must agree exactly.
     for shape, k, s, p in [((2, 3, 8, 6), 2, 2, 0), ((1, 2, 7, 9), 2, 2, 0),
-                           ((1, 2, 9, 7), 3, 3, 1), ((0, 2, 4, 4), 2, 2, 0), ((3, 5, 4), 2, 2, 0)]:
+                           ((1, 2, 9, 7), 3, 3, 1), ((0, 2, 4, 4), 2, 2, 0), ((3, 5, 4), 2, 2, 0),
+                           ((1, 37, 6, 7), 2, 2, 1)]:
         x = torch.randn(shape, device=backend).to(dtype)
         y, i = _stock(x, k, s, p, 1, False)
         _, ic = pool(x, k, s, p, compact=True)
@@ -253,6 +258,8 @@ def test_compile_fullgraph(backend):
 
 
 def test_bad_indices_raise_and_write_nothing_out_of_bounds(backend):
+    if pyimg._backend.forced() == "cuda":
+        pytest.skip("the CUDA kernels assert on the device: test_cuda_bad_index_asserts")
     y = torch.randn(1, 2, 2, 2, device=backend)
     for bad in (16, -1, 1 << 40):
         i = torch.zeros(1, 2, 2, 2, dtype=torch.long, device=backend)
@@ -265,6 +272,26 @@ def test_bad_indices_raise_and_write_nothing_out_of_bounds(backend):
         ic[0, 0, 0, 0] = tap
         with pytest.raises(RuntimeError, match="invalid max index"):
             unpool(y, ic, 3, 2, 1, output_size=(4, 4))
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.parametrize("index", ["16", "-1", "1 << 40"])
+def test_cuda_bad_index_asserts(index):
+    # As stock's CUDA unpool: a device-side assert, no host sync; it ends the CUDA context, so
+    # it runs in a process of its own.
+    code = (
+        "import torch, pyimg\n"
+        "y = torch.randn(1, 2, 2, 2, device='cuda')\n"
+        "i = torch.zeros(1, 2, 2, 2, dtype=torch.long, device='cuda')\n"
+        f"i[0, 1, 1, 0] = {index}\n"
+        "with pyimg.use_backend('cuda'):\n"
+        "    pyimg.ops.max_unpool2d(y, i, 2, 2)\n"
+        "torch.cuda.synchronize()\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode != 0 and "device-side assert" in run.stderr, run.stderr[-2000:]
 
 
 def _raises_like_stock(stock, ours):

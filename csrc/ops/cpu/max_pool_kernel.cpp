@@ -10,11 +10,11 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <type_traits>
 #include <limits>
-#include <numeric>
 #include <vector>
 
 #include "ops/max_pool.h"
@@ -23,6 +23,26 @@
 
 namespace pyimg {
 namespace {
+
+// The build targets baseline x86-64 (SSE2); GCC also compiles the kernels' loops for AVX2,
+// twice as wide, and picks the version at load time. flatten inlines the task body into
+// each version, so its loops are vectorized for that target.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define PYIMG_VECTOR_VERSIONS __attribute__((target_clones("avx2", "default"), flatten))
+#else
+#define PYIMG_VECTOR_VERSIONS
+#endif
+
+template <typename F>
+PYIMG_VECTOR_VERSIONS void run_task(const F& task, int64_t begin, int64_t end) {
+  task(begin, end);
+}
+
+// at::parallel_for with the tasks in run_task.
+template <typename F>
+void parallel_for(int64_t begin, int64_t end, int64_t grain, const F& task) {
+  at::parallel_for(begin, end, grain, [&](int64_t b, int64_t e) { run_task(task, b, e); });
+}
 
 int64_t grain_rows(int64_t row_length) {
   return std::max<int64_t>(1, 32768 / std::max<int64_t>(row_length, 1));
@@ -41,12 +61,12 @@ void for_each_row(const at::Tensor& out, const F& f) {
   const int64_t N = out.size(0), C = out.size(1), H = out.size(2), W = out.size(3);
   if (out.numel() == 0) return;
   if (is_channels_last(out)) {
-    at::parallel_for(0, N * H, grain_rows(W * C), [&](int64_t begin, int64_t end) {
+    parallel_for(0, N * H, grain_rows(W * C), [&](int64_t begin, int64_t end) {
       for (int64_t row = begin; row < end; ++row) f(OutputRow{row / H, 0, C, row % H, row * W * C});
     });
     return;
   }
-  at::parallel_for(0, N * C * H, grain_rows(W), [&](int64_t begin, int64_t end) {
+  parallel_for(0, N * C * H, grain_rows(W), [&](int64_t begin, int64_t end) {
     for (int64_t row = begin; row < end; ++row) {
       f(OutputRow{row / (H * C), (row / H) % C, 1, row % H, row * W});
     }
@@ -197,6 +217,84 @@ void pool(const at::Tensor& x, const PoolGeometry& g, at::Tensor& out, at::Tenso
   });
 }
 
+// One tap over a block of channels: best / mark hold each channel's running maximum and
+// the mark of the tap it came from.
+template <typename Acc, typename T, typename Count, typename Stride>
+inline void block_sweep(const T* __restrict__ p, Stride stride, Acc* __restrict__ best,
+                        int32_t* __restrict__ mark, int32_t m, Count count) {
+  // Else GCC unrolls a constant count into scalar code before it can vectorize.
+#pragma omp simd
+  for (int64_t c = 0; c < count; ++c) {
+    const Acc v = static_cast<Acc>(p[c * stride]);
+    const bool take = (v > best[c]) | (v != v);
+    best[c] = take ? v : best[c];
+    mark[c] = take ? m : mark[c];
+  }
+}
+
+// channels_last: per pooled position, channels go in blocks of kBlock whose running maxima
+// and marks stay in registers while the window's taps stream past, each tap a contiguous run
+// of channels; the loops vectorize across channels and each output is written once. Marks
+// are tap numbers (compact) or plane positions (flat) as int32, lanes as wide as float's,
+// so the caller sees that H * W fits. Same taps order and update rule as pool().
+template <typename T, typename I>
+void pool_channels_last(const at::Tensor& x, const PoolGeometry& g, at::Tensor& out,
+                        at::Tensor& indices) {
+  using Acc = at::opmath_type<T>;
+  constexpr int64_t kBlock = 64;
+  constexpr bool kCompact = std::is_same_v<I, uint8_t>;
+  const T* src = x.const_data_ptr<T>();
+  T* dst = out.mutable_data_ptr<T>();
+  I* idx = indices.mutable_data_ptr<I>();
+  const Strides4 s = strides_of(x);
+  const int64_t C = x.size(1), PH = g.PH, PW = g.PW;
+  // Window pw's in-plane tap columns [kj_lo[pw], kj_hi[pw]).
+  std::vector<int64_t> kj_lo(PW), kj_hi(PW);
+  for (int64_t pw = 0; pw < PW; ++pw) {
+    const int64_t w0 = pw * g.sw - g.pad_w;
+    kj_lo[pw] = w0 < 0 ? (-w0 + g.dw - 1) / g.dw : 0;
+    for (kj_hi[pw] = kj_lo[pw]; kj_hi[pw] < g.kw && w0 + kj_hi[pw] * g.dw < g.W;) ++kj_hi[pw];
+  }
+  parallel_for(0, x.size(0) * PH, grain_rows(PW * C), [&](int64_t begin, int64_t end) {
+    for (int64_t unit = begin; unit < end; ++unit) {
+      const int64_t ph = unit % PH, n = unit / PH, h0 = ph * g.sh - g.pad_h;
+      int64_t ki_lo = h0 < 0 ? (-h0 + g.dh - 1) / g.dh : 0, ki_hi = ki_lo;
+      while (ki_hi < g.kh && h0 + ki_hi * g.dh < g.H) ++ki_hi;
+      for (int64_t pw = 0; pw < PW; ++pw) {
+        const int64_t w0 = pw * g.sw - g.pad_w, o = (unit * PW + pw) * C;
+        const auto mark_of = [&](int64_t ki, int64_t kj) {
+          return static_cast<int32_t>(kCompact ? ki * g.kw + kj
+                                               : (h0 + ki * g.dh) * g.W + w0 + kj * g.dw);
+        };
+        for (int64_t c0 = 0; c0 < C; c0 += kBlock) {
+          const int64_t count = std::min(kBlock, C - c0);
+          Acc best[kBlock];
+          int32_t mark[kBlock];
+          std::fill(best, best + kBlock, -std::numeric_limits<Acc>::infinity());
+          std::fill(mark, mark + kBlock, mark_of(ki_lo, kj_lo[pw]));
+          for (int64_t ki = ki_lo; ki < ki_hi; ++ki) {
+            for (int64_t kj = kj_lo[pw]; kj < kj_hi[pw]; ++kj) {
+              const T* p = src + n * s.n + (h0 + ki * g.dh) * s.h + (w0 + kj * g.dw) * s.w +
+                           c0 * s.c;
+              // A full block over unit channel stride spelled out, so it vectorizes.
+              if (count == kBlock && s.c == 1) {
+                block_sweep(p, std::integral_constant<int64_t, 1>{}, best, mark, mark_of(ki, kj),
+                            std::integral_constant<int64_t, kBlock>{});
+              } else {
+                block_sweep(p, s.c, best, mark, mark_of(ki, kj), count);
+              }
+            }
+          }
+          for (int64_t c = 0; c < count; ++c) {
+            dst[o + c0 + c] = static_cast<T>(best[c]);
+            idx[o + c0 + c] = static_cast<I>(mark[c]);
+          }
+        }
+      }
+    }
+  });
+}
+
 template <typename T, typename I>
 void pool_backward(const at::Tensor& grad_out, const at::Tensor& indices, const PoolGeometry& g,
                    at::Tensor& grad_x) {
@@ -234,7 +332,7 @@ IndexCheck validate(const at::Tensor& indices, const PoolGeometry& g) {
   const int64_t C = indices.size(1), kh = g.kh, kw = g.kw, H = g.H, W = g.W, PW = g.PW;
   const double inv_w = 1.0 / static_cast<double>(std::max<int64_t>(W, 1));
   std::atomic<bool> outside_plane{false}, outside_window{false};
-  at::parallel_for(0, indices.size(0) * C * g.PH, grain_rows(PW), [&](int64_t begin, int64_t end) {
+  parallel_for(0, indices.size(0) * C * g.PH, grain_rows(PW), [&](int64_t begin, int64_t end) {
     bool plane_flag = false, window_flag = false;
     for (int64_t row = begin; row < end; ++row) {
       const int64_t ph = row % g.PH, c = (row / g.PH) % C, n = row / (g.PH * C);
@@ -281,81 +379,192 @@ IndexCheck validate(const at::Tensor& indices, const PoolGeometry& g) {
 }
 
 // Disjoint windows (stride >= kernel, SegNet's 2x2 / 2): no two windows share an output
-// element, so each pooled element of the covering pooled row owns its window's columns. A
-// row is zeroed in cache, then each pooled element whose index names a column of its window
-// in this row writes its value there (the others write a 0 at their window's first column:
-// branch-free), and the row reaches memory once.
+// element, so pooled row ph alone decides output rows [band[ph], band[ph + 1]): its window rows
+// and the rows up to the next window, which stay 0. A task zeroes one such band while it is in
+// cache, then puts each pooled value where its index points, so the band reaches memory once
+// and each index and value is read once.
 //
-// Validation rides along: a valid index hits in exactly one row of its window, an invalid
-// one in none, so the call returns the number of hits, which equals the number of pooled
-// elements exactly when every index is valid (when every window meets the plane; see
-// every_window_meets_plane). Nothing is written outside the output whatever the indices.
+// Validation rides along: a valid index hits exactly one position of its window, an invalid
+// one none, so the call returns the number of hits, which equals the number of pooled
+// elements exactly when every index is valid (given PoolGeometry::windows_meet_plane).
+// Nothing is written outside the output whatever the indices.
+struct DisjointBands {
+  std::vector<int64_t> band;          // PH + 1 row bounds, band[0] = 0, band[PH] = H
+  std::vector<int64_t> col_lo, col_hi;  // window pw's in-plane columns
+
+  explicit DisjointBands(const PoolGeometry& g) : band(g.PH + 1), col_lo(g.PW), col_hi(g.PW) {
+    for (int64_t ph = 0; ph <= g.PH; ++ph) {
+      band[ph] = ph == 0 ? 0 : ph == g.PH ? g.H : std::clamp(ph * g.sh - g.pad_h, int64_t{0}, g.H);
+    }
+    for (int64_t pw = 0; pw < g.PW; ++pw) {
+      col_lo[pw] = std::clamp(pw * g.sw - g.pad_w, int64_t{0}, g.W);
+      col_hi[pw] = std::clamp(pw * g.sw - g.pad_w + g.kw, int64_t{0}, g.W);
+    }
+  }
+};
+
+using One = std::integral_constant<int64_t, 1>;
+
+// The windows of one pooled row: rows [row_lo, row_hi) in the plane, window pw's in-plane
+// columns [col_lo[pw], col_hi[pw]).
+struct Window {
+  const PoolGeometry& g;
+  int64_t h0, row_lo, row_hi;
+  const int64_t* col_lo;
+  const int64_t* col_hi;
+};
+
+// The plane position each index of a pooled row names when that lies in its window, else
+// -1. Rows go outside and windows inside, so the loop vectorizes across the row without a
+// division: in row h a flat index names column idx - h * W, a compact tap column
+// tap - (h - h0) * kw of its window.
+template <typename I, typename Stride>
+void window_targets(const I* __restrict__ indices, Stride stride, const Window& win,
+                    int64_t* __restrict__ target, int64_t PW) {
+  constexpr bool kCompact = std::is_same_v<I, uint8_t>;
+  // Locals, not win's fields: GCC cannot tell that the stores to target leave those alone.
+  const int64_t W = win.g.W, kw = win.g.kw, sw = win.g.sw, pad_w = win.g.pad_w;
+  const int64_t* __restrict__ col_lo = win.col_lo;
+  const int64_t* __restrict__ col_hi = win.col_hi;
+  std::fill(target, target + PW, int64_t{-1});
+  for (int64_t h = win.row_lo; h < win.row_hi; ++h) {
+    const int64_t row_start = kCompact ? (h - win.h0) * kw : h * W;
+    for (int64_t pw = 0; pw < PW; ++pw) {
+      const int64_t d = static_cast<int64_t>(indices[pw * stride]) - row_start;
+      // & not &&: no branch
+      const bool in_row = kCompact ? (d >= 0) & (d < kw) : true;
+      const int64_t w = kCompact ? pw * sw - pad_w + d : d;
+      const bool hit = in_row & (w >= col_lo[pw]) & (w < col_hi[pw]);
+      target[pw] = hit ? h * W + w : target[pw];
+    }
+  }
+}
+
+// NCHW: units of pooled rows of one plane. The value goes to the plane position its index
+// names when that lies in its window; otherwise a 0 goes to the window's first in-plane
+// position (branch-free: every element stores once).
 template <typename T, typename I>
-int64_t unpool_disjoint(const at::Tensor& x, const at::Tensor& indices, const PoolGeometry& g,
-                        at::Tensor& out) {
+int64_t unpool_disjoint_planes(const at::Tensor& x, const at::Tensor& indices,
+                               const PoolGeometry& g, at::Tensor& out) {
+  const T* xsrc = x.const_data_ptr<T>();
+  const I* isrc = indices.const_data_ptr<I>();
+  T* dst = out.mutable_data_ptr<T>();
+  const Strides4 sx = strides_of(x), si = strides_of(indices);
+  const int64_t C = x.size(1), W = g.W, PH = g.PH, PW = g.PW;
+  const DisjointBands b(g);
+  std::atomic<int64_t> hits{0};
+  // A unit is a run of pooled rows of one plane whose bands hold about 32 KB of output: few
+  // enough units that their bookkeeping (divisions, a memset call) costs nothing, a band
+  // small enough to stay in cache until the scatter has filled it.
+  const int64_t rows_per_unit =
+      std::max<int64_t>(1, (32768 / sizeof(T)) / std::max<int64_t>(g.sh * W, 1));
+  const int64_t units_per_plane = (PH + rows_per_unit - 1) / rows_per_unit;
+  parallel_for(0, x.size(0) * C * units_per_plane, 1, [&](int64_t begin, int64_t end) {
+    int64_t task_hits = 0;
+    int64_t* target = scratch<int64_t, 0>(PW);
+    for (int64_t unit = begin; unit < end; ++unit) {
+      const int64_t nc = unit / units_per_plane, n = nc / C, c = nc % C;
+      const int64_t ph_lo = (unit % units_per_plane) * rows_per_unit;
+      const int64_t ph_hi = std::min(ph_lo + rows_per_unit, PH);
+      T* plane = dst + nc * g.H * W;
+      std::memset(plane + b.band[ph_lo] * W, 0, sizeof(T) * (b.band[ph_hi] - b.band[ph_lo]) * W);
+      for (int64_t ph = ph_lo; ph < ph_hi; ++ph) {
+        const int64_t h0 = ph * g.sh - g.pad_h;
+        const int64_t row_lo = std::max<int64_t>(h0, 0), row_hi = std::min(h0 + g.kh, g.H);
+        const T* xp = xsrc + n * sx.n + c * sx.c + ph * sx.h;
+        const I* ip = isrc + n * si.n + c * si.c + ph * si.h;
+        // Unit index strides spelled out, so the loops vectorize.
+        const Window win{g, h0, row_lo, row_hi, b.col_lo.data(), b.col_hi.data()};
+        if (si.w == 1) {
+          window_targets(ip, One{}, win, target, PW);
+        } else {
+          window_targets(ip, si.w, win, target, PW);
+        }
+        for (int64_t pw = 0; pw < PW; ++pw) {
+          const int64_t t = target[pw];
+          task_hits += t >= 0;
+          const T v = xp[pw * sx.w];
+          plane[t >= 0 ? t : row_lo * W + b.col_lo[pw]] = t >= 0 ? v : T(0);
+        }
+      }
+    }
+    hits += task_hits;
+  });
+  return hits;
+}
+
+// o[c] = x[c] where indices[c] == mark, else 0, over C channels; returns how many matched.
+template <typename T, typename I, typename XStride, typename IStride>
+int64_t take_marked(T* __restrict__ o, const T* __restrict__ x, XStride sx,
+                    const I* __restrict__ indices, IStride si, I mark, int64_t C) {
+  int64_t hits = 0;
+  for (int64_t c = 0; c < C; ++c) {
+    const bool hit = indices[c * si] == mark;
+    const T v = x[c * sx];  // loaded either way: a conditional load would not vectorize
+    hits += hit;
+    o[c] = hit ? v : T(0);
+  }
+  return hits;
+}
+
+// channels_last: one task per pooled row of one image, a band of all channels. Each window
+// position takes, across the channels at once (the loop vectorizes), the value of those
+// whose index names it: a gather, so the tap loop replaces a per-element scatter.
+template <typename T, typename I>
+int64_t unpool_disjoint_channels_last(const at::Tensor& x, const at::Tensor& indices,
+                                      const PoolGeometry& g, at::Tensor& out) {
   const T* xsrc = x.const_data_ptr<T>();
   const I* isrc = indices.const_data_ptr<I>();
   T* dst = out.mutable_data_ptr<T>();
   const Strides4 sx = strides_of(x), si = strides_of(indices);
   constexpr bool kCompact = std::is_same_v<I, uint8_t>;
-  const int64_t kw = g.kw, sw = g.sw, pad_w = g.pad_w, W = g.W, PW = g.PW;
-  const Covering rows(g.H, g.kh, g.sh, g.pad_h, 1, g.PH);
-  // Window pw covers the in-plane columns [first_col[pw], end_col[pw]).
-  std::vector<int64_t> first_col(PW), end_col(PW);
-  for (int64_t pw = 0; pw < PW; ++pw) {
-    first_col[pw] = std::min(std::max<int64_t>(pw * sw - pad_w, 0), std::max<int64_t>(W - 1, 0));
-    end_col[pw] = std::min(pw * sw - pad_w + kw, W);
-  }
-  // Compact tap t is row offset tap_h[t], column offset tap_w[t] in its window; -1 rows for
-  // the uint8 values past the kernel, which then never hit.
-  std::vector<int64_t> tap_h(256, -1), tap_w(256, 0);
-  for (int64_t t = 0; t < g.kh * kw && t < 256; ++t) {
-    tap_h[t] = t / kw;
-    tap_w[t] = t % kw;
-  }
-  std::vector<int64_t> row_hit_counts(W > 0 ? out.numel() / W : 0);
-  for_each_row(out, [&](const OutputRow& r) {
-    const int64_t h = r.h, Cr = r.channels;
-    T* o = dst + r.offset;
-    std::memset(o, 0, sizeof(T) * W * Cr);
-    if (rows.lo[h] == rows.hi[h] || W == 0) return;
-    const int64_t ph = rows.lo[h], dh = h - (ph * g.sh - g.pad_h);
-    const T* xp = xsrc + r.n * sx.n + r.c0 * sx.c + ph * sx.h;
-    const I* ip = isrc + r.n * si.n + r.c0 * si.c + ph * si.h;
-    int64_t row_hits = 0;
-    const auto offer = [&](int64_t pw, int64_t c) {
-      const int64_t idx = static_cast<int64_t>(ip[pw * si.w + c * si.c]);
-      int64_t col;
-      bool hit;
-      if constexpr (kCompact) {
-        col = pw * sw - pad_w + tap_w[idx];
-        hit = tap_h[idx] == dh;
-      } else {
-        col = idx - h * W;
-        hit = true;
-      }
-      hit = hit & (col >= first_col[pw]) & (col < end_col[pw]);  // & not &&: no branch
-      row_hits += hit;
-      const T v = xp[pw * sx.w + c * sx.c];
-      o[(hit ? col : first_col[pw]) * Cr + c] = hit ? v : T(0);
-    };
-    if (Cr == 1) {
-      for (int64_t pw = 0; pw < PW; ++pw) offer(pw, 0);
-    } else {
+  const int64_t C = x.size(1), W = g.W, PH = g.PH, PW = g.PW;
+  const DisjointBands b(g);
+  std::atomic<int64_t> hits{0};
+  parallel_for(0, x.size(0) * PH, grain_rows(PW * g.sh * C), [&](int64_t begin, int64_t end) {
+    int64_t task_hits = 0;
+    for (int64_t unit = begin; unit < end; ++unit) {
+      const int64_t ph = unit % PH, n = unit / PH;
+      T* image = dst + n * g.H * W * C;
+      std::memset(image + b.band[ph] * W * C, 0, sizeof(T) * (b.band[ph + 1] - b.band[ph]) * W * C);
+      const int64_t h0 = ph * g.sh - g.pad_h;
+      const int64_t row_lo = std::max<int64_t>(h0, 0), row_hi = std::min(h0 + g.kh, g.H);
       for (int64_t pw = 0; pw < PW; ++pw) {
-        for (int64_t c = 0; c < Cr; ++c) offer(pw, c);
+        const T* xp = xsrc + n * sx.n + ph * sx.h + pw * sx.w;
+        const I* ip = isrc + n * si.n + ph * si.h + pw * si.w;
+        const int64_t w0 = pw * g.sw - g.pad_w, corner = row_lo * W + b.col_lo[pw];
+        // Flat indices become int32 offsets from the window's first in-plane position once
+        // (-1 when too far to be in the window), so the tap loop compares 32-bit lanes, as
+        // wide as the values', instead of 64-bit ones once per tap.
+        int32_t* offsets = nullptr;
+        if constexpr (!kCompact) {
+          offsets = scratch<int32_t, 0>(C);
+          const int64_t span = (row_hi - row_lo) * W;
+          for (int64_t c = 0; c < C; ++c) {
+            const int64_t d = ip[c * si.c] - corner;
+            offsets[c] = d >= 0 && d < span ? static_cast<int32_t>(d) : -1;
+          }
+        }
+        for (int64_t h = row_lo; h < row_hi; ++h) {
+          for (int64_t w = b.col_lo[pw]; w < b.col_hi[pw]; ++w) {
+            T* o = image + (h * W + w) * C;
+            // Unit channel strides (true channels_last) spelled out, so the loop vectorizes.
+            if constexpr (kCompact) {
+              const auto tap = static_cast<uint8_t>((h - h0) * g.kw + (w - w0));
+              task_hits += si.c == 1 && sx.c == 1 ? take_marked(o, xp, One{}, ip, One{}, tap, C)
+                                                  : take_marked(o, xp, sx.c, ip, si.c, tap, C);
+            } else {
+              const auto offset = static_cast<int32_t>(h * W + w - corner);
+              task_hits += sx.c == 1 ? take_marked(o, xp, One{}, offsets, One{}, offset, C)
+                                     : take_marked(o, xp, sx.c, offsets, One{}, offset, C);
+            }
+          }
+        }
       }
     }
-    // One counter per row rather than a shared atomic, which the threads would fight over.
-    row_hit_counts[r.offset / (W * Cr)] = row_hits;
+    hits += task_hits;
   });
-  return std::accumulate(row_hit_counts.begin(), row_hit_counts.end(), int64_t{0});
-}
-
-// Whether every disjoint window has a row and a column in the plane, so that
-// unpool_disjoint's hit count validates every index.
-bool every_window_meets_plane(const PoolGeometry& g) {
-  return (g.PH - 1) * g.sh - g.pad_h < g.H && (g.PW - 1) * g.sw - g.pad_w < g.W;
+  return hits;
 }
 
 // Overlapping windows, window-major per output row: the pooled rows covering it are walked
@@ -460,8 +669,15 @@ std::tuple<at::Tensor, at::Tensor> max_pool2d_with_indices_cpu(
                                     compact, "max_pool2d_with_indices");
   at::Tensor out = empty_planes(x, g.PH, g.PW, x.scalar_type());
   at::Tensor indices = empty_planes(x, g.PH, g.PW, compact ? at::kByte : at::kLong);
-  PYIMG_DISPATCH_POOL(x.scalar_type(), compact, "max_pool2d_with_indices_cpu",
-                      [&] { pool<scalar_t, index_t>(x, g, out, indices); });
+  // pool_channels_last's int32 marks need H * W < 2^31.
+  const bool by_channels = is_channels_last(out) && g.H * g.W < std::numeric_limits<int32_t>::max();
+  PYIMG_DISPATCH_POOL(x.scalar_type(), compact, "max_pool2d_with_indices_cpu", [&] {
+    if (by_channels) {
+      pool_channels_last<scalar_t, index_t>(x, g, out, indices);
+    } else {
+      pool<scalar_t, index_t>(x, g, out, indices);
+    }
+  });
   return {out, indices};
 }
 
@@ -489,10 +705,15 @@ at::Tensor max_unpool2d_cpu(const at::Tensor& x, const at::Tensor& indices,
   const PoolGeometry g = check_unpool(x, indices, kernel_size, stride, padding, output_size,
                                       compact, "max_unpool2d");
   at::Tensor out = empty_planes(x, g.H, g.W, x.scalar_type());
-  if (g.sh >= g.kh && g.sw >= g.kw && every_window_meets_plane(g)) {
+  // int32 window offsets (unpool_disjoint_channels_last) need kh * W < 2^31.
+  if (g.sh >= g.kh && g.sw >= g.kw && out.numel() > 0 && g.windows_meet_plane() &&
+      g.kh * g.W < std::numeric_limits<int32_t>::max()) {
     int64_t hits = 0;
-    PYIMG_DISPATCH_POOL(x.scalar_type(), compact, "max_unpool2d_cpu",
-                        [&] { hits = unpool_disjoint<scalar_t, index_t>(x, indices, g, out); });
+    PYIMG_DISPATCH_POOL(x.scalar_type(), compact, "max_unpool2d_cpu", [&] {
+      hits = is_channels_last(out)
+                 ? unpool_disjoint_channels_last<scalar_t, index_t>(x, indices, g, out)
+                 : unpool_disjoint_planes<scalar_t, index_t>(x, indices, g, out);
+    });
     if (hits == indices.numel()) return out;
   }
   // Some index is invalid (raise) or outside its window (scatter), or the windows overlap.

@@ -4,18 +4,21 @@
 // consecutive addresses, so stores coalesce); inputs are gathered through their strides.
 // Every kernel is a gather: each output element is written once, by one thread, from a fixed
 // sequence of reads, so results are deterministic and there is no zero-fill pass and no
-// atomic on data. Unpool validates its indices first (validate_kernel sets flags that the
-// host reads back): an index outside the plane raises, an index outside its window sends the
-// call to the scatter form in max_pool.cpp.
+// atomic on data. Unpool checks its indices on the device, with no host sync: an index naming
+// no position of the plane trips a device-side assert (as stock's kernels do), and flat
+// indices outside their own window, which the gather cannot see, are fixed up by a second
+// kernel that does nothing unless the first one flagged such an index.
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/ops/zeros.h>
+#include <c10/macros/Macros.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
 
 #include <cstdint>
+#include <type_traits>
 
 #include "ops/max_pool.h"
 #include "ops/pixel_shuffle.h"
@@ -111,27 +114,6 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-// flags[0] |= 1 for an index outside its window, 2 for one outside the plane (kept in
-// flags[1]: any such index serves the error message).
-template <typename I>
-__global__ void __launch_bounds__(kThreads)
-    validate_kernel(int64_t* flags, const I* __restrict__ indices, Strides4 si, PoolGeometry g,
-                    int64_t C, int64_t total) {
-  constexpr bool kCompact = std::is_same_v<I, uint8_t>;
-  PYIMG_GRID_LOOP(o, total) {
-    const Coords p = coords_of(o, C, g.PH, g.PW, false);
-    const int64_t idx = static_cast<int64_t>(indices[p.n * si.n + p.c * si.c + p.h * si.h +
-                                                     p.w * si.w]);
-    const int64_t pos = g.position(idx, p.h, p.w, kCompact);
-    if (pos < 0) {
-      flags[1] = idx;
-      atomicOr(reinterpret_cast<unsigned long long*>(flags), 2ull);
-    } else if (!kCompact && !g.in_window(pos, p.h, p.w)) {
-      atomicOr(reinterpret_cast<unsigned long long*>(flags), 1ull);
-    }
-  }
-}
-
 template <typename T, typename I>
 struct PooledLoad {
   const T* x;
@@ -149,42 +131,113 @@ __device__ __forceinline__ PooledLoad<T, I> pooled_load(const T* x, Strides4 sx,
   return {x + n * sx.n + c * sx.c, indices + n * si.n + c * si.c, sx.h, sx.w, si.h, si.w};
 }
 
+// The position index idx of pooled element (ph, pw) names, checked: naming no position of
+// the plane trips the device-side assert; a flat index outside its window raises *outside.
+__device__ __forceinline__ int64_t checked_position(const PoolGeometry& g, int64_t idx,
+                                                   int64_t ph, int64_t pw, bool compact,
+                                                   int* outside) {
+  const int64_t pos = g.position(idx, ph, pw, compact);
+  CUDA_KERNEL_ASSERT_MSG(pos >= 0, "max_unpool2d: found an invalid max index");
+  if (!compact && pos >= 0 && !g.in_window(pos, ph, pw)) *outside = 1;
+  return pos;
+}
+
+// PooledLoad that checks every index it loads.
 template <typename T, typename I>
+struct CheckedLoad {
+  PooledLoad<T, I> load;
+  PoolGeometry g;
+  int* outside;
+  __device__ int64_t operator()(int64_t ph, int64_t pw, at::opmath_type<T>* value) const {
+    const int64_t idx = load(ph, pw, value);
+    checked_position(g, idx, ph, pw, std::is_same_v<I, uint8_t>, outside);
+    return idx;
+  }
+};
+
+// kVec consecutive output elements per thread, stored as one 16-byte vector when kVec > 1
+// (the caller sees that the contiguous dimension is a multiple of kVec).
+template <typename T, int kVec>
+struct alignas(sizeof(T) * kVec) Pack {
+  T v[kVec];
+};
+
+template <typename T, typename I, int kVec>
 __global__ void __launch_bounds__(kThreads)
     unpool_kernel(T* __restrict__ out, const T* __restrict__ x, Strides4 sx,
                   const I* __restrict__ indices, Strides4 si, PoolGeometry g, int64_t C,
-                  int64_t total, bool channels_last) {
+                  int64_t packs, bool channels_last, int* outside) {
   using Acc = at::opmath_type<T>;
   constexpr bool kCompact = std::is_same_v<I, uint8_t>;
-  PYIMG_GRID_LOOP(o, total) {
-    const Coords p = coords_of(o, C, g.H, g.W, channels_last);
-    int64_t lo_h, hi_h, lo_w, hi_w;
-    covering(p.h, g.kh, g.sh, g.pad_h, 1, g.PH, &lo_h, &hi_h);
-    covering(p.w, g.kw, g.sw, g.pad_w, 1, g.PW, &lo_w, &hi_w);
-    Acc value;
-    unpool_winner<Acc>(g, p.h, p.w, lo_h, hi_h, lo_w, hi_w, kCompact,
-                       pooled_load(x, sx, indices, si, p.n, p.c), &value);
-    out[o] = static_cast<T>(value);
+  PYIMG_GRID_LOOP(v, packs) {
+    Pack<T, kVec> pack;
+#pragma unroll
+    for (int j = 0; j < kVec; ++j) {
+      const Coords p = coords_of(v * kVec + j, C, g.H, g.W, channels_last);
+      int64_t lo_h, hi_h, lo_w, hi_w;
+      covering(p.h, g.kh, g.sh, g.pad_h, 1, g.PH, &lo_h, &hi_h);
+      covering(p.w, g.kw, g.sw, g.pad_w, 1, g.PW, &lo_w, &hi_w);
+      const CheckedLoad<T, I> load{pooled_load(x, sx, indices, si, p.n, p.c), g, outside};
+      Acc value;
+      unpool_winner<Acc>(g, p.h, p.w, lo_h, hi_h, lo_w, hi_w, kCompact, load, &value);
+      pack.v[j] = static_cast<T>(value);
+    }
+    reinterpret_cast<Pack<T, kVec>*>(out)[v] = pack;
   }
 }
 
+// After unpool_kernel: each pooled element whose flat index leaves its window finds the
+// winner of the position it names over the whole pooled plane (unpool_winner's rule), and
+// writes there if it is that winner. Exits at once unless *outside is set or check_all asks
+// for a pass over every index (windows that miss the plane, which no gather thread reads).
+template <typename T, typename I>
+__global__ void __launch_bounds__(kThreads)
+    unpool_fixup_kernel(T* __restrict__ out, Strides4 so, const T* __restrict__ x, Strides4 sx,
+                        const I* __restrict__ indices, Strides4 si, PoolGeometry g, int64_t C,
+                        int64_t total, const int* outside, bool check_all) {
+  using Acc = at::opmath_type<T>;
+  constexpr bool kCompact = std::is_same_v<I, uint8_t>;
+  if (!check_all && *outside == 0) return;
+  PYIMG_GRID_LOOP(e, total) {
+    const Coords p = coords_of(e, C, g.PH, g.PW, false);
+    const auto load = pooled_load(x, sx, indices, si, p.n, p.c);
+    Acc own;
+    int unused = 0;
+    const int64_t pos = checked_position(g, load(p.h, p.w, &own), p.h, p.w, kCompact, &unused);
+    if (pos < 0 || kCompact || g.in_window(pos, p.h, p.w)) continue;
+    const int64_t h = pos / g.W, w = pos % g.W;
+    Acc value;
+    if (unpool_winner<Acc>(g, h, w, 0, g.PH, 0, g.PW, kCompact, load, &value) ==
+        p.h * g.PW + p.w) {
+      out[p.n * so.n + p.c * so.c + h * so.h + w * so.w] = static_cast<T>(value);
+    }
+  }
+}
+
+// Each pooled element gets the gradient at the position its index names if it wins there.
+// With full_plane false the competitors are the windows covering that position (exact when
+// every index lies in its window; an index that does not raises *outside); with full_plane
+// true, every pooled element of the plane, run only when *outside is set.
 template <typename T, typename I>
 __global__ void __launch_bounds__(kThreads)
     unpool_backward_kernel(T* __restrict__ grad_x, const T* __restrict__ grad_out, Strides4 sg,
                            const T* __restrict__ x, Strides4 sx, const I* __restrict__ indices,
                            Strides4 si, PoolGeometry g, int64_t C, int64_t total,
-                           bool channels_last) {
+                           bool channels_last, int* outside, bool full_plane) {
   using Acc = at::opmath_type<T>;
   constexpr bool kCompact = std::is_same_v<I, uint8_t>;
+  if (full_plane && *outside == 0) return;
   PYIMG_GRID_LOOP(o, total) {
     const Coords p = coords_of(o, C, g.PH, g.PW, channels_last);
     const auto load = pooled_load(x, sx, indices, si, p.n, p.c);
     Acc own;
-    const int64_t pos = g.position(load(p.h, p.w, &own), p.h, p.w, kCompact);
+    const int64_t pos = checked_position(g, load(p.h, p.w, &own), p.h, p.w, kCompact, outside);
     const int64_t h = pos / g.W, w = pos % g.W;
-    int64_t lo_h, hi_h, lo_w, hi_w;
-    covering(h, g.kh, g.sh, g.pad_h, 1, g.PH, &lo_h, &hi_h);
-    covering(w, g.kw, g.sw, g.pad_w, 1, g.PW, &lo_w, &hi_w);
+    int64_t lo_h = 0, hi_h = g.PH, lo_w = 0, hi_w = g.PW;
+    if (!full_plane) {
+      covering(h, g.kh, g.sh, g.pad_h, 1, g.PH, &lo_h, &hi_h);
+      covering(w, g.kw, g.sw, g.pad_w, 1, g.PW, &lo_w, &hi_w);
+    }
     Acc value;
     const bool wins = pos >= 0 && unpool_winner<Acc>(g, h, w, lo_h, hi_h, lo_w, hi_w, kCompact,
                                                      load, &value) == p.h * g.PW + p.w;
@@ -204,27 +257,9 @@ __global__ void __launch_bounds__(kThreads)
     }                                                                          \
   })
 
-IndexCheck validate_cuda(const at::Tensor& indices, const PoolGeometry& g, bool compact) {
-  const int64_t total = indices.numel();
-  if (total == 0) return IndexCheck::kInWindow;
-  at::Tensor flags = at::zeros({2}, indices.options().dtype(at::kLong));
-  const auto stream = c10::cuda::getCurrentCUDAStream();
-  if (compact) {
-    validate_kernel<uint8_t><<<grid_for(total), kThreads, 0, stream>>>(
-        flags.mutable_data_ptr<int64_t>(), indices.const_data_ptr<uint8_t>(),
-        strides_of(indices), g, indices.size(1), total);
-  } else {
-    validate_kernel<int64_t><<<grid_for(total), kThreads, 0, stream>>>(
-        flags.mutable_data_ptr<int64_t>(), indices.const_data_ptr<int64_t>(),
-        strides_of(indices), g, indices.size(1), total);
-  }
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
-  int64_t host[2];
-  C10_CUDA_CHECK(cudaMemcpyAsync(host, flags.const_data_ptr<int64_t>(), sizeof(host),
-                                 cudaMemcpyDeviceToHost, stream));
-  C10_CUDA_CHECK(cudaStreamSynchronize(stream));
-  if (host[0] & 2) invalid_index_error(host[1], g);
-  return host[0] & 1 ? IndexCheck::kOutsideWindow : IndexCheck::kInWindow;
+// The flag the unpool kernels raise on a flat index outside its window.
+at::Tensor outside_flag(const at::Tensor& like) {
+  return at::zeros({1}, like.options().dtype(at::kInt));
 }
 
 std::tuple<at::Tensor, at::Tensor> max_pool2d_with_indices_cuda(
@@ -274,24 +309,49 @@ at::Tensor max_pool2d_with_indices_backward_cuda(const at::Tensor& grad_out,
   return grad_x;
 }
 
+// Output elements per thread: 16 bytes' worth when the contiguous dimension (C for
+// channels_last, else W) holds whole vectors of them.
+template <typename T>
+int vector_width(const at::Tensor& out) {
+  const int64_t inner = is_channels_last(out) ? out.size(1) : out.size(3);
+  constexpr int kVec = 16 / sizeof(T);
+  return kVec > 1 && inner % kVec == 0 &&
+                 reinterpret_cast<uintptr_t>(out.const_data_ptr()) % 16 == 0
+             ? kVec
+             : 1;
+}
+
 at::Tensor max_unpool2d_cuda(const at::Tensor& x, const at::Tensor& indices,
                              at::IntArrayRef kernel_size, at::IntArrayRef stride,
                              at::IntArrayRef padding, at::IntArrayRef output_size, bool compact) {
   const PoolGeometry g = check_unpool(x, indices, kernel_size, stride, padding, output_size,
                                       compact, "max_unpool2d");
   const c10::cuda::CUDAGuard guard(x.device());
-  if (validate_cuda(indices, g, compact) == IndexCheck::kOutsideWindow) {
-    return unpool_scatter(x, indices, g);
-  }
   at::Tensor out = empty_planes(x, g.H, g.W, x.scalar_type());
-  const int64_t total = out.numel();
-  if (total == 0) return out;
+  if (x.numel() == 0) return out.zero_();
+  TORCH_CHECK(out.numel() > 0, "max_unpool2d: found an invalid max index (the output plane is ",
+              g.H, "x", g.W, ")");
+  const at::Tensor outside = outside_flag(x);
+  const auto stream = c10::cuda::getCurrentCUDAStream();
   PYIMG_DISPATCH_POOL(x.scalar_type(), compact, "max_unpool2d_cuda", [&] {
-    unpool_kernel<scalar_t, index_t>
-        <<<grid_for(total), kThreads, 0, c10::cuda::getCurrentCUDAStream()>>>(
-            out.mutable_data_ptr<scalar_t>(), x.const_data_ptr<scalar_t>(), strides_of(x),
-            indices.const_data_ptr<index_t>(), strides_of(indices), g, x.size(1), total,
-            is_channels_last(out));
+    const auto launch = [&](auto vec) {
+      constexpr int kVec = decltype(vec)::value;
+      const int64_t packs = out.numel() / kVec;
+      unpool_kernel<scalar_t, index_t, kVec><<<grid_for(packs), kThreads, 0, stream>>>(
+          out.mutable_data_ptr<scalar_t>(), x.const_data_ptr<scalar_t>(), strides_of(x),
+          indices.const_data_ptr<index_t>(), strides_of(indices), g, x.size(1), packs,
+          is_channels_last(out), outside.mutable_data_ptr<int>());
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+    };
+    if (vector_width<scalar_t>(out) > 1) {
+      launch(std::integral_constant<int, 16 / sizeof(scalar_t)>{});
+    } else {
+      launch(std::integral_constant<int, 1>{});
+    }
+    unpool_fixup_kernel<scalar_t, index_t><<<grid_for(x.numel()), kThreads, 0, stream>>>(
+        out.mutable_data_ptr<scalar_t>(), strides_of(out), x.const_data_ptr<scalar_t>(),
+        strides_of(x), indices.const_data_ptr<index_t>(), strides_of(indices), g, x.size(1),
+        x.numel(), outside.const_data_ptr<int>(), !g.windows_meet_plane());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
   return out;
@@ -306,20 +366,21 @@ at::Tensor max_unpool2d_backward_cuda(const at::Tensor& grad_out, const at::Tens
                                       {grad_out.size(2), grad_out.size(3)}, compact,
                                       "max_unpool2d_backward");
   const c10::cuda::CUDAGuard guard(x.device());
-  if (validate_cuda(indices, g, compact) == IndexCheck::kOutsideWindow) {
-    return unpool_scatter_backward(grad_out, x, indices, g);
-  }
   at::Tensor grad_x = empty_planes(x, x.size(2), x.size(3), x.scalar_type());
   const int64_t total = grad_x.numel();
   if (total == 0) return grad_x;
+  const at::Tensor outside = outside_flag(x);
+  const auto stream = c10::cuda::getCurrentCUDAStream();
   PYIMG_DISPATCH_POOL(x.scalar_type(), compact, "max_unpool2d_backward_cuda", [&] {
-    unpool_backward_kernel<scalar_t, index_t>
-        <<<grid_for(total), kThreads, 0, c10::cuda::getCurrentCUDAStream()>>>(
-            grad_x.mutable_data_ptr<scalar_t>(), grad_out.const_data_ptr<scalar_t>(),
-            strides_of(grad_out), x.const_data_ptr<scalar_t>(), strides_of(x),
-            indices.const_data_ptr<index_t>(), strides_of(indices), g, x.size(1), total,
-            is_channels_last(grad_x));
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    // The covering-windows pass, then the whole-plane pass that runs only if it was needed.
+    for (const bool full_plane : {false, true}) {
+      unpool_backward_kernel<scalar_t, index_t><<<grid_for(total), kThreads, 0, stream>>>(
+          grad_x.mutable_data_ptr<scalar_t>(), grad_out.const_data_ptr<scalar_t>(),
+          strides_of(grad_out), x.const_data_ptr<scalar_t>(), strides_of(x),
+          indices.const_data_ptr<index_t>(), strides_of(indices), g, x.size(1), total,
+          is_channels_last(grad_x), outside.mutable_data_ptr<int>(), full_plane);
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+    }
   });
   return grad_x;
 }

@@ -1,0 +1,89 @@
+"""Drop-in convolution modules on pyimg.ops.conv2d: ``Conv2d`` and the fused conv -> BatchNorm
+-> activation ``Conv2dBNAct``."""
+
+import copy
+
+import torch
+from torch import nn
+
+from pyimg.nn.batch_norm import _functional_arguments
+from pyimg.nn.fold import batch_norm_scale_shift
+from pyimg.ops import batch_norm_prelu, conv2d
+from pyimg.ops.batch_norm import accumulate_dtype
+
+# The activation modules Conv2dBNAct fuses, by the name pyimg.ops.conv2d uses.
+_ACTIVATIONS = {type(None): "none", nn.ReLU: "relu", nn.LeakyReLU: "leaky_relu",
+                nn.PReLU: "prelu"}
+
+
+class Conv2d(nn.Conv2d):
+    """``torch.nn.Conv2d`` (same arguments, same state) running ``pyimg.ops.conv2d``; a
+    padding_mode other than 'zeros' runs stock. The output keeps x's memory format."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.padding_mode != "zeros":
+            return super().forward(x)
+        return conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
+                      self.groups)
+
+
+class Conv2dBNAct(nn.Module):
+    """``nn.Sequential(conv, nn.BatchNorm2d(out_channels), act)`` with act None, ReLU,
+    LeakyReLU or PReLU; state_dict keys ``conv.*``, ``bn.*``, ``act.*`` as that Sequential's
+    (with indices named).
+
+    Training (or a BatchNorm without running statistics): the convolution, then one fused
+    BatchNorm + activation pass over the batch's statistics, updating the running statistics
+    exactly as ``nn.BatchNorm2d``. Eval: BatchNorm folded into the convolution's epilogue as a
+    per-channel scale and shift (recomputed every call, so never stale), one op in all.
+    """
+
+    def __init__(self, conv: nn.Conv2d, bn: nn.BatchNorm2d, act: nn.Module | None = None):
+        super().__init__()
+        if not isinstance(conv, nn.Conv2d) or type(bn) is not nn.BatchNorm2d:
+            raise TypeError(f"expected Conv2d and BatchNorm2d, got {type(conv).__name__} and "
+                            f"{type(bn).__name__}")
+        if type(act) not in _ACTIVATIONS:
+            raise TypeError(f"cannot fuse {type(act).__name__}; expected None, ReLU, LeakyReLU "
+                            "or PReLU")
+        if bn.num_features != conv.out_channels:
+            raise ValueError(f"BatchNorm2d has {bn.num_features} features but the convolution "
+                             f"{conv.out_channels} output channels")
+        self.conv, self.bn, self.act = conv, bn, act
+        self.activation = _ACTIVATIONS[type(act)]
+
+    @classmethod
+    def from_modules(cls, conv: nn.Conv2d, bn: nn.BatchNorm2d,
+                     act: nn.Module | None = None) -> "Conv2dBNAct":
+        """Build from the stock modules it replaces (copies: weights, buffers, training mode)."""
+        fused = cls(*(copy.deepcopy(m) for m in (conv, bn, act)))
+        fused.training = conv.training
+        return fused
+
+    def _negative_slope(self) -> float:
+        return self.act.negative_slope if self.activation == "leaky_relu" else 0.01
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        conv, bn = self.conv, self.bn
+        foldable = bn.running_mean is not None and bn.running_var is not None
+        if self.training or not foldable or conv.padding_mode != "zeros":
+            return self._forward_unfolded(x)
+        scale, shift = batch_norm_scale_shift(bn, accumulate_dtype(x))
+        prelu_weight = self.act.weight if self.activation == "prelu" else None
+        return conv2d(x, conv.weight, conv.bias, conv.stride, conv.padding, conv.dilation,
+                      conv.groups, scale=scale, shift=shift, activation=self.activation,
+                      prelu_weight=prelu_weight, negative_slope=self._negative_slope())
+
+    def _forward_unfolded(self, x: torch.Tensor) -> torch.Tensor:
+        y = Conv2d.forward(self.conv, x)
+        mean, var, training, momentum = _functional_arguments(self.bn, y)
+        # relu and leaky_relu are PReLUs of constant slope for the fused pass.
+        if self.activation == "prelu":
+            slope = self.act.weight
+        elif self.activation == "none":
+            slope = None
+        else:
+            value = 0.0 if self.activation == "relu" else self._negative_slope()
+            slope = torch.full((1,), value, dtype=accumulate_dtype(y), device=y.device)
+        return batch_norm_prelu(y, mean, var, self.bn.weight, self.bn.bias, slope, training,
+                                momentum, self.bn.eps)
