@@ -8,7 +8,6 @@ update, no grad), train+backward (forward and the gradients of x and every param
 batch_norm_<device>.md and .csv to --out (default benchmarks/results) and prints a summary.
 """
 
-import argparse
 import sys
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -22,7 +21,6 @@ import torch
 from torch import nn
 
 import pyimg
-from pyimg import _backend
 
 OP = "batch_norm"
 STOCK = "eager"
@@ -108,40 +106,25 @@ def write_report(out: Path, quick: bool, settings, env, backends, skipped, resul
     rows = timing.derived(results, (STOCK,))
     providers = [timing.ROOFLINE, STOCK, *(f"pyimg {b}" for b in backends)]
     summary = timing.summary_table(rows, providers, settings.cpu_quiet_load)
-    sections = [
-        f"# {OP}{' (quick)' * quick}",
-        timing.environment_lines(env),
-        f"pyimg build: {pyimg.build_info}; providers left out: {skipped or 'none'}",
+    notes = [
         "eager: nn.Sequential(nn.BatchNorm2d, nn.PReLU(C)); pyimg: nn.BatchNormPReLU with the "
         "same weights. Times are p20/p50/p80 (GPU: CUDA events, L2 flushed; CPU: wall clock). "
         "x eager: the stock p50 over this row's (above 1: this row is faster). of clone: GB/s "
         "over x.clone()'s in the same case.",
-        "## Summary: p50 us (of clone; * other processes were busy)",
-        summary,
-        "## All rows",
-        timing.results_table(rows, (STOCK,)),
     ]
-    md_path, csv_path = timing.result_paths(out, OP, env)
-    timing.write_text(md_path, "\n\n".join(sections) + "\n")
-    timing.write_csv(csv_path, env, rows)
+    timing.write_report(out, OP, quick, env, skipped, notes,
+                        "p50 us (of clone; * other processes were busy)", summary, rows, (STOCK,))
     return summary
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--device", choices=("cpu", "cuda"),
-                        default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--quick", action="store_true", help="fewer cases, shorter timing")
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
-    args = parser.parse_args()
+    args = timing.argument_parser(__doc__.split("\n\n")[0]).parse_args()
 
     device = torch.device(args.device)
     cases = GPU_CASES if device.type == "cuda" else CPU_CASES
     cases = cases[:1] if args.quick else cases
     settings = timing.QUICK if args.quick else timing.Settings()
-    backends = [b for b in PYIMG_BACKENDS[device.type] if _backend.unavailable(b, device) is None]
-    skipped = [f"pyimg {b}: {_backend.unavailable(b, device)}"
-               for b in PYIMG_BACKENDS[device.type] if b not in backends]
+    backends, skipped = timing.pyimg_backends(PYIMG_BACKENDS[device.type], device)
     env = timing.environment(device)
     print(timing.environment_lines(env), flush=True)
 
@@ -150,9 +133,7 @@ def main() -> int:
         print(f"-- {case.name}", flush=True)
         results += bench_case(case, device, backends, settings)
         summary = write_report(args.out, args.quick, settings, env, backends, skipped, results)
-    print(f"\nwrote {', '.join(map(str, timing.result_paths(args.out, OP, env)))}\n")
-    print(summary)
-    return 1 if any(r.error and r.provider.startswith("pyimg") for r in results) else 0
+    return timing.finish(args.out, OP, env, summary, results)
 
 
 if __name__ == "__main__":

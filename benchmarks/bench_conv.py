@@ -11,7 +11,6 @@ eval mode: stock runs it, pyimg folds it into the epilogue's scale and shift bef
 Writes conv_<device>.md and .csv to --out (default benchmarks/results) and prints a summary.
 """
 
-import argparse
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,7 +24,6 @@ import torch
 import torch.nn.functional as F
 
 import pyimg
-from pyimg import _backend
 
 OP = "conv"
 EAGER, COMPILED = "eager", "compiled"
@@ -244,34 +242,21 @@ def write_report(out: Path, quick: bool, env, device, backends, skipped, results
     rows = rows_with_rates(results, flops)
     providers = [EAGER, COMPILED, *(f"pyimg {b}" for b in backends)]
     summary = summary_table(rows, providers)
-    sections = [
-        f"# {OP}{' (quick)' * quick}",
-        timing.environment_lines(env),
-        f"pyimg build: {pyimg.build_info}; providers left out: {skipped or 'none'}",
+    notes = [
         f"compiled: torch.compile(mode={COMPILE_MODE[device.type] or 'default'!r}, "
         "dynamic=False) of the stock sequence. eager: the stock ops one after another.",
         "Cells: p50 us (TFLOP/s of the convolution, x = speedup over eager; above 1 is "
         "faster). Times are p20/p50/p80 of many calls (GPU: CUDA events, L2 flushed; CPU: "
         "wall clock). /TF32 cases allow TF32 (stock's default for convolutions; pyimg's Triton "
         "kernel follows the same flag, torch.backends.cudnn.allow_tf32); others do not.",
-        "## Summary: p50 us (TFLOP/s, x eager)",
-        summary,
-        "## All rows",
-        timing.results_table(rows, (EAGER, COMPILED)),
     ]
-    md_path, csv_path = timing.result_paths(out, OP, env)
-    timing.write_text(md_path, "\n\n".join(sections) + "\n")
-    timing.write_csv(csv_path, env, rows)
+    timing.write_report(out, OP, quick, env, skipped, notes, "p50 us (TFLOP/s, x eager)",
+                        summary, rows, (EAGER, COMPILED))
     return summary
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--device", choices=("cpu", "cuda"),
-                        default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--quick", action="store_true", help="fewer cases, shorter timing")
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
-    args = parser.parse_args()
+    args = timing.argument_parser(__doc__.split("\n\n")[0]).parse_args()
 
     device = torch.device(args.device)
     if device.type == "cuda":
@@ -280,9 +265,7 @@ def main() -> int:
     else:
         cases = CPU_QUICK_CASES if args.quick else CPU_CASES
     settings = timing.QUICK if args.quick else timing.Settings()
-    backends = [b for b in PYIMG_BACKENDS[device.type] if _backend.unavailable(b, device) is None]
-    skipped = [f"pyimg {b}: {_backend.unavailable(b, device)}"
-               for b in PYIMG_BACKENDS[device.type] if b not in backends]
+    backends, skipped = timing.pyimg_backends(PYIMG_BACKENDS[device.type], device)
     env = timing.environment(device)
     print(timing.environment_lines(env), flush=True)
 
@@ -295,9 +278,7 @@ def main() -> int:
             torch.cuda.empty_cache()
         summary = write_report(args.out, args.quick, env, device, backends, skipped, results,
                                flops)
-    print(f"\nwrote {', '.join(map(str, timing.result_paths(args.out, OP, env)))}\n")
-    print(summary)
-    return 1 if any(r.error and r.provider.startswith("pyimg") for r in results) else 0
+    return timing.finish(args.out, OP, env, summary, results)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,6 @@ import torch
 import torch.nn.functional as F
 
 import pyimg
-from pyimg import _backend
 
 OP = "max_pool"
 PYIMG_BACKENDS = {"cuda": ("cuda", "triton"), "cpu": ("cpu",)}
@@ -113,7 +112,7 @@ def main() -> None:
         _reuse_freed_memory()
     device = torch.device(args.device)
     settings = timing.QUICK if args.quick else timing.Settings()
-    backends = [b for b in PYIMG_BACKENDS[device.type] if _backend.unavailable(b, device) is None]
+    backends, _ = timing.pyimg_backends(PYIMG_BACKENDS[device.type], device)
     cases = GPU_CASES if device.type == "cuda" else CPU_CASES
     results = []
     for case in cases[:2] if args.quick else cases:

@@ -7,7 +7,6 @@ Writes pixel_shuffle_<device>.md and .csv to --out (default benchmarks/results) 
 summary table last. The cases are the stock anchors of shared/anchors.md.
 """
 
-import argparse
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,7 +21,6 @@ import torch
 import torch.nn.functional as F
 
 import pyimg
-from pyimg import _backend
 
 OP = "pixel_shuffle"
 EAGER, COMPILED = "eager", "compiled"
@@ -155,18 +153,6 @@ def timed_call(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, mode
     return lambda: torch.autograd.grad(fn(x), x, grad)
 
 
-def pyimg_backends(device: torch.device) -> tuple[list[str], list[str]]:
-    """The pyimg backends this device runs, and why the others are left out."""
-    runnable, skipped = [], []
-    for backend in PYIMG_BACKENDS[device.type]:
-        reason = _backend.unavailable(backend, device)
-        if reason is None:
-            runnable.append(backend)
-        else:
-            skipped.append(f"pyimg {backend}: {reason}")
-    return runnable, skipped
-
-
 def bench_case(case: Case, device: torch.device, modes, backends, settings):
     inputs = make_inputs(case, device)
     x = inputs.x
@@ -191,10 +177,7 @@ def write_report(out: Path, quick: bool, settings: timing.Settings, env, device:
     providers = [timing.ROOFLINE, *baselines, *(f"pyimg {b}" for b in backends)]
     summary = timing.summary_table(rows, providers, settings.cpu_quiet_load)
     compile_mode = COMPILE_MODE[device.type] or "default"
-    sections = [
-        f"# {OP}{' (quick)' * quick}",
-        timing.environment_lines(env),
-        f"pyimg build: {pyimg.build_info}; providers left out: {skipped or 'none'}",
+    notes = [
         f"compiled: torch.compile(mode={compile_mode!r}, dynamic=False) of the stock function.",
         "Times are p20/p50/p80 of many timed calls (GPU: CUDA events, L2 flushed before each; "
         "CPU: wall clock). MB: bytes the mode must read + write. of clone: GB/s over x.clone()'s "
@@ -203,24 +186,15 @@ def write_report(out: Path, quick: bool, settings: timing.Settings, env, device:
         "other processes used during the measurement. Each waited up to "
         f"{settings.cpu_max_wait_s} s for a load under {settings.cpu_quiet_load}; a busier "
         f"one was retried, {settings.cpu_attempts} attempts in all, the quietest kept.",
-        "## Summary: p50 us (of clone; * other processes were busy)",
-        summary,
-        "## All rows",
-        timing.results_table(rows, baselines),
     ]
-    md_path, csv_path = timing.result_paths(out, OP, env)
-    timing.write_text(md_path, "\n\n".join(sections) + "\n")
-    timing.write_csv(csv_path, env, rows)
+    timing.write_report(out, OP, quick, env, skipped, notes,
+                        "p50 us (of clone; * other processes were busy)", summary, rows,
+                        baselines)
     return summary
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--device", choices=("cpu", "cuda"),
-                        default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--quick", action="store_true", help="fewer cases, shorter timing")
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
-    args = parser.parse_args()
+    args = timing.argument_parser(__doc__.split("\n\n")[0]).parse_args()
 
     device = torch.device(args.device)
     if device.type == "cuda":
@@ -231,7 +205,7 @@ def main() -> int:
         cases = CPU_QUICK_CASES if args.quick else CPU_CASES
         modes = CPU_MODES
     settings = timing.QUICK if args.quick else timing.Settings()
-    backends, skipped = pyimg_backends(device)
+    backends, skipped = timing.pyimg_backends(PYIMG_BACKENDS[device.type], device)
     env = timing.environment(device)
     print(timing.environment_lines(env), flush=True)
     print(f"pyimg build: {pyimg.build_info}; left out: {skipped or 'none'}", flush=True)
@@ -245,10 +219,7 @@ def main() -> int:
         # After every case, so a run stopped part-way still leaves what it measured.
         summary = write_report(args.out, args.quick, settings, env, device, backends, skipped,
                                results)
-    print(f"\nwrote {', '.join(map(str, timing.result_paths(args.out, OP, env)))}\n")
-    print(summary)
-    pyimg_failed = [r for r in results if r.error and r.provider.startswith("pyimg")]
-    return 1 if pyimg_failed else 0
+    return timing.finish(args.out, OP, env, summary, results)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ op must move, so bandwidth can be compared with a ``clone`` of the same input me
 same run: the roofline for a memory-bound op (see shared/anchors.md).
 """
 
+import argparse
 import csv
 import datetime
 import importlib.metadata
@@ -19,6 +20,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+
+import pyimg
+from pyimg import _backend
 
 QUANTILES = (0.2, 0.5, 0.8)
 ROOFLINE = "clone"
@@ -363,3 +367,57 @@ def write_csv(path: Path, env: Environment, rows: Sequence[dict]) -> None:
 def write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
+
+
+# -- what every bench_<op>.py shares -------------------------------------------------------------
+
+
+def argument_parser(description: str) -> argparse.ArgumentParser:
+    """--device, --quick and --out (default benchmarks/results)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--device", choices=("cpu", "cuda"),
+                        default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--quick", action="store_true", help="fewer cases, shorter timing")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    return parser
+
+
+def pyimg_backends(candidates: Sequence[str], device: torch.device) -> tuple[list[str], list[str]]:
+    """The pyimg backends of candidates this device runs, and why the others are left out."""
+    runnable, skipped = [], []
+    for backend in candidates:
+        reason = _backend.unavailable(backend, device)
+        if reason is None:
+            runnable.append(backend)
+        else:
+            skipped.append(f"pyimg {backend}: {reason}")
+    return runnable, skipped
+
+
+def write_report(out_dir: Path, op: str, quick: bool, env: Environment, skipped: Sequence[str],
+                 notes: Sequence[str], summary_title: str, summary: str, rows: Sequence[dict],
+                 baselines: Sequence[str]) -> None:
+    """The md file (title, environment, build, notes, summary, every row) and the csv file of
+    op's results."""
+    sections = [
+        f"# {op}{' (quick)' * quick}",
+        environment_lines(env),
+        f"pyimg build: {pyimg.build_info}; providers left out: {skipped or 'none'}",
+        *notes,
+        f"## Summary: {summary_title}",
+        summary,
+        "## All rows",
+        results_table(rows, baselines),
+    ]
+    md_path, csv_path = result_paths(out_dir, op, env)
+    write_text(md_path, "\n\n".join(sections) + "\n")
+    write_csv(csv_path, env, rows)
+
+
+def finish(out_dir: Path, op: str, env: Environment, summary: str,
+           results: Sequence[Result]) -> int:
+    """Print where the report went and its summary; the exit status: 1 if a pyimg provider
+    failed."""
+    print(f"\nwrote {', '.join(map(str, result_paths(out_dir, op, env)))}\n")
+    print(summary)
+    return 1 if any(r.error and r.provider.startswith("pyimg") for r in results) else 0

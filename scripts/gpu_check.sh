@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One pass over a GPU machine: build pyimg with its CUDA kernels, run the CUDA tests, memcheck
-# the kernels under compute-sanitizer, and benchmark pixel_shuffle.
+# the kernels under compute-sanitizer, and benchmark every op.
 #
 #   bash scripts/gpu_check.sh      # logs, summary and benchmark results land in ${OUT:-gpu_check_out}
 #
@@ -11,11 +11,14 @@
 # Settings (environment):
 #   TORCH_CUDA_ARCH_LIST  architectures to build, default "9.0": the H100 alone, one device-code
 #                         pass instead of setup.py's default two ("8.0;9.0+PTX")
-#   SANITIZER_K           pytest -k for the memcheck step, default the exact-permutation tests
-#                         (every dtype, odd sizes, empty batch; shuffle and unshuffle) and the
-#                         gradient tests (the fused backward kernels, every activation)
+#   SANITIZER_K           pytest -k for the memcheck step, default every op's forward
+#                         comparisons with stock / the reference (every dtype, odd sizes, empty
+#                         batch) and its gradient tests (the backward kernels)
+#   BENCH_OPS             the ops to benchmark, default every one; BENCH_FLAGS default --quick
 #   LIMIT_<STEP>_S        per-step time limits in seconds (below); they sum to 9 minutes, so
-#                         the whole run stays within a 10-minute slot even when a step hangs
+#                         the whole run stays within a 10-minute slot even when a step hangs.
+#                         For full benchmark runs, give each op its own call:
+#                         BENCH_OPS=conv BENCH_FLAGS= LIMIT_BENCHMARK_S=400 bash scripts/gpu_check.sh
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -24,7 +27,9 @@ mkdir -p "$OUT"
 export PYIMG_CUDA=1
 export TORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-9.0}"
 export PYTHONUNBUFFERED=1
-SANITIZER_K="${SANITIZER_K:-exact_permutation or gradients_match_reference}"
+SANITIZER_K="${SANITIZER_K:-exact_permutation or gradients_match or matches_stock or every_epilogue}"
+BENCH_OPS="${BENCH_OPS:-pixel_shuffle max_pool batch_norm conv}"
+BENCH_FLAGS="${BENCH_FLAGS---quick}"
 
 step_names=()
 step_codes=()
@@ -57,10 +62,13 @@ step sanitizer "${LIMIT_SANITIZER_S:-90}" \
     env PYIMG_REQUIRE_EXTENSION=1 PYTORCH_NO_CUDA_MEMORY_CACHING=1 \
     compute-sanitizer --tool memcheck --error-exitcode 1 \
     python3 -m pytest tests/ops -m cuda -q -x -k "$SANITIZER_K"
-# Writes pixel_shuffle_<device>.md/.csv into $OUT after every case, so a run cut short by its
+# Each writes <op>_<device>.md/.csv into $OUT after every case, so a run cut short by its
 # limit still leaves the cases it finished.
-step benchmark "${LIMIT_BENCHMARK_S:-180}" \
-    python3 benchmarks/bench_pixel_shuffle.py --device cuda --out "$OUT"
+for op in $BENCH_OPS; do
+    # shellcheck disable=SC2086  # BENCH_FLAGS is a list of flags
+    step "bench_$op" "${LIMIT_BENCHMARK_S:-45}" \
+        python3 "benchmarks/bench_$op.py" --device cuda $BENCH_FLAGS --out "$OUT"
+done
 
 failed=0
 summary="$OUT/summary.md"

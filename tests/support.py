@@ -25,6 +25,12 @@ def backend_params():
     return params
 
 
+def backend_op(backend: str, op: str):
+    """torch.ops.pyimg.<op> as the backend runs it: the _triton op for triton."""
+    suffix = "_triton" if backend == "triton" else ""
+    return getattr(torch.ops.pyimg, op + suffix).default
+
+
 @contextlib.contextmanager
 def poisoned_outputs():
     """Fresh allocations come filled with NaN, so an output element a kernel forgets to
@@ -68,3 +74,18 @@ def layouts(x: torch.Tensor):
     view = padded[..., 1::2]
     view.copy_(x)
     yield "strided", view
+
+
+def step_each(models_and_optimizers, x: torch.Tensor, grad: torch.Tensor):
+    """One optimizer step of each (model, optimizer) on a copy of x, back-propagating grad; the
+    outputs and, per model, the gradients of its input and then of its parameters."""
+    outputs, grads = [], []
+    for model, opt in models_and_optimizers:
+        opt.zero_grad()
+        xi = x.clone().requires_grad_()
+        y = model(xi)
+        y.backward(grad)
+        outputs.append(y)
+        grads.append([xi.grad] + [p.grad for p in model.parameters()])
+        opt.step()
+    return outputs, grads

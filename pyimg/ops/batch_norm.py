@@ -25,9 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from pyimg import _backend, _extension
-from pyimg.ops.pixel_shuffle import output_memory_format
-
-_KERNEL_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+from pyimg.ops._common import check_4d, empty_like_format, output_memory_format, unsupported_dtype
 
 
 def accumulate_dtype(x: torch.Tensor) -> torch.dtype:
@@ -56,7 +54,7 @@ def batch_norm_prelu_reference(x, running_mean, running_var, weight=None, bias=N
 def _batch_norm_stats_triton(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     from pyimg.triton import batch_norm as kernels
 
-    _check_4d(x)
+    check_4d(x)
     return kernels.stats(x, accumulate_dtype(x))
 
 
@@ -67,7 +65,7 @@ def _bn_prelu_triton(x: torch.Tensor, mean: torch.Tensor, invstd: torch.Tensor,
                      training: bool) -> torch.Tensor:
     from pyimg.triton import batch_norm as kernels
 
-    _check_4d(x)
+    check_4d(x)
     return kernels.forward(x, mean, invstd, weight, bias, prelu_weight, residual,
                            output_memory_format(x) == torch.channels_last)
 
@@ -84,11 +82,6 @@ def _bn_prelu_backward_triton(
                             output_memory_format(x) == torch.channels_last)
 
 
-def _check_4d(x: torch.Tensor) -> None:
-    if x.dim() != 4:
-        raise RuntimeError(f"expects a 4-D (N, C, H, W) input, but got {x.dim()} dimension(s)")
-
-
 # -- fake kernels and autograd, shared by the C++ and the Triton ops -------------------------
 
 
@@ -101,27 +94,22 @@ class _Ops:
     backward: object
 
 
-def _like_input(x: torch.Tensor) -> torch.Tensor:
-    return torch.empty(x.shape, dtype=x.dtype, device=x.device,
-                       memory_format=output_memory_format(x))
-
-
 def _channels(x: torch.Tensor) -> torch.Tensor:
     return x.new_empty(x.shape[1], dtype=accumulate_dtype(x))
 
 
 def _fake_stats(x):
-    _check_4d(x)
+    check_4d(x)
     return _channels(x), _channels(x)
 
 
 def _fake_forward(x, mean, invstd, weight, bias, prelu_weight, residual, training):
-    _check_4d(x)
-    return _like_input(x)
+    check_4d(x)
+    return empty_like_format(x.shape, x)
 
 
 def _fake_backward(grad, x, mean, invstd, weight, bias, prelu_weight, training):
-    return _like_input(x), _channels(x), _channels(x), _channels(x)
+    return empty_like_format(x.shape, x), _channels(x), _channels(x), _channels(x)
 
 
 def _setup_stats(ctx, inputs, output):
@@ -186,15 +174,6 @@ _EXTENSION_OPS = _register("") if _extension.loaded() else None
 # -- the public functions --------------------------------------------------------------------
 
 
-def _unsupported(x: torch.Tensor):
-    def reason(backend: str) -> str | None:
-        if backend != "torch" and x.dtype not in _KERNEL_DTYPES:
-            return f"dtype {x.dtype} (kernels take float16, bfloat16, float32, float64)"
-        return None
-
-    return reason
-
-
 def _check_input(x, running_mean, running_var, training, residual) -> None:
     # The checks, messages and exception types of nn.BatchNorm2d and F.batch_norm.
     if x.dim() != 4:
@@ -242,7 +221,7 @@ def _batch_norm_fused(x, running_mean, running_var, weight, bias, prelu_weight, 
                     (weight, "weight"), (bias, "bias")):
         _check_channel_tensor(t, x, name)
     _check_channel_tensor(prelu_weight, x, "prelu weight", one_ok=True)
-    backend = _backend.choose(op, x.device, _unsupported(x))
+    backend = _backend.choose(op, x.device, unsupported_dtype(x))
     if backend == "torch":
         return batch_norm_prelu_reference(x, running_mean, running_var, weight, bias,
                                           prelu_weight, training, momentum, eps, residual)

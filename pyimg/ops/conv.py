@@ -31,12 +31,11 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from pyimg import _backend, _extension
+from pyimg import _backend
+from pyimg.ops._common import empty_like_format, output_memory_format, unsupported_dtype
 from pyimg.ops.batch_norm import accumulate_dtype
-from pyimg.ops.pixel_shuffle import output_memory_format
 
 CONV_ACTIVATIONS = ("none", "relu", "leaky_relu", "prelu")
-_KERNEL_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
 @dataclass(frozen=True)
@@ -254,8 +253,7 @@ def _(x, weight, bias, stride, padding, dilation, scale, shift, activation, prel
       negative_slope, residual, add_before_activation, upscale_factor):
     geometry = _check_op_arguments(x, weight, bias, stride, padding, dilation, scale, shift,
                                    activation, prelu_weight, residual, upscale_factor)
-    return torch.empty(output_shape(x, weight, geometry, upscale_factor), dtype=x.dtype,
-                       device=x.device, memory_format=output_memory_format(x))
+    return empty_like_format(output_shape(x, weight, geometry, upscale_factor), x)
 
 
 _ARGUMENTS = ("x", "weight", "bias", "stride", "padding", "dilation", "scale", "shift",
@@ -437,17 +435,6 @@ def _as_prelu(activation, prelu_weight, negative_slope, r, acc, device):
 # -- the public functions --------------------------------------------------------------------
 
 
-def _unsupported(x: torch.Tensor):
-    def reason(backend: str) -> str | None:
-        if backend != "torch" and x.dtype not in _KERNEL_DTYPES:
-            return f"dtype {x.dtype} (kernels take float16, bfloat16, float32, float64)"
-        if backend in ("cpu", "cuda") and not _extension.loaded():
-            return "the compiled extension is not loaded"
-        return None
-
-    return reason
-
-
 def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
            stride=1, padding=0, dilation=1, groups: int = 1, *,
            scale: torch.Tensor | None = None, shift: torch.Tensor | None = None,
@@ -475,7 +462,7 @@ def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
     check_epilogue(x, weight, bias, scale, shift, activation, prelu_weight, residual,
                    upscale_factor)
     _check_residual(residual, output_shape(x, weight, geometry, upscale_factor))
-    backend = _backend.choose("conv2d", x.device, _unsupported(x))
+    backend = _backend.choose("conv2d", x.device, unsupported_dtype(x))
     epilogue = dict(scale=scale, shift=shift, activation=activation, prelu_weight=prelu_weight,
                     negative_slope=negative_slope, residual=residual,
                     add_before_activation=add_before_activation, upscale_factor=upscale_factor)

@@ -36,9 +36,8 @@ import torch
 import torch.nn.functional as F
 
 from pyimg import _backend, _extension
-from pyimg.ops.pixel_shuffle import output_memory_format
+from pyimg.ops._common import check_4d, empty_like_format, output_memory_format, unsupported_dtype
 
-_KERNEL_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 _INDEX_DTYPES = {torch.int64: False, torch.uint8: True}  # dtype -> compact
 
 
@@ -248,7 +247,7 @@ def _pool_triton(x: torch.Tensor, kernel_size: list[int], stride: list[int], pad
                  compact: bool) -> tuple[torch.Tensor, torch.Tensor]:
     from pyimg.triton import max_pool as kernels
 
-    _check_4d(x)
+    check_4d(x)
     g = pool_geometry(x, kernel_size, stride, padding, dilation, ceil_mode, compact)
     return kernels.pool(x, g, compact, _channels_last(x))
 
@@ -282,7 +281,7 @@ def _unpool_triton(x: torch.Tensor, indices: torch.Tensor, kernel_size: list[int
                    compact: bool) -> torch.Tensor:
     from pyimg.triton import max_pool as kernels
 
-    _check_4d(x)
+    check_4d(x)
     g = _geometry_of(x, kernel_size, stride, padding, [1, 1], *output_size, *x.shape[2:])
     if not _in_window(indices, g, compact):
         return max_unpool2d_reference(x, indices, g)
@@ -302,11 +301,6 @@ def _unpool_backward_triton(grad_out: torch.Tensor, x: torch.Tensor, indices: to
     return kernels.unpool_backward(grad_out, x, indices, g, compact, _channels_last(x))
 
 
-def _check_4d(x: torch.Tensor) -> None:
-    if x.dim() != 4:
-        raise RuntimeError(f"expects a 4-D (N, C, H, W) input, but got {x.dim()} dimension(s)")
-
-
 # -- fake kernels and autograd, shared by the C++ and the Triton ops -------------------------
 
 
@@ -320,32 +314,27 @@ class _Ops:
     unpool_backward: object
 
 
-def _empty(shape, like: torch.Tensor, dtype, fmt_of: torch.Tensor) -> torch.Tensor:
-    return torch.empty(shape, dtype=dtype, device=like.device,
-                       memory_format=output_memory_format(fmt_of))
-
-
 def _fake_pool(x, kernel_size, stride, padding, dilation, ceil_mode, compact):
-    _check_4d(x)
+    check_4d(x)
     g = pool_geometry(x, kernel_size, stride, padding, dilation, ceil_mode, compact)
     shape = (x.shape[0], x.shape[1], g.PH, g.PW)
-    return (_empty(shape, x, x.dtype, x),
-            _empty(shape, x, torch.uint8 if compact else torch.int64, x))
+    return (empty_like_format(shape, x),
+            empty_like_format(shape, x, torch.uint8 if compact else torch.int64))
 
 
 def _fake_pool_backward(grad_out, indices, input_size, kernel_size, stride, padding, dilation,
                         compact):
     shape = (grad_out.shape[0], grad_out.shape[1], *input_size)
-    return _empty(shape, grad_out, grad_out.dtype, grad_out)
+    return empty_like_format(shape, grad_out)
 
 
 def _fake_unpool(x, indices, kernel_size, stride, padding, output_size, compact):
-    _check_4d(x)
-    return _empty((x.shape[0], x.shape[1], *output_size), x, x.dtype, x)
+    check_4d(x)
+    return empty_like_format((x.shape[0], x.shape[1], *output_size), x)
 
 
 def _fake_unpool_backward(grad_out, x, indices, kernel_size, stride, padding, compact):
-    return _empty(x.shape, x, x.dtype, x)
+    return empty_like_format(x.shape, x)
 
 
 def _setup_pool(ctx, inputs, output):
@@ -391,15 +380,6 @@ _EXTENSION_OPS = _register("") if _extension.loaded() else None
 # -- the public functions --------------------------------------------------------------------
 
 
-def _unsupported(x: torch.Tensor):
-    def reason(backend: str) -> str | None:
-        if backend != "torch" and x.dtype not in _KERNEL_DTYPES:
-            return f"dtype {x.dtype} (kernels take float16, bfloat16, float32, float64)"
-        return None
-
-    return reason
-
-
 def _ops_for(backend: str) -> _Ops:
     return _TRITON_OPS if backend == "triton" else _EXTENSION_OPS
 
@@ -411,7 +391,7 @@ def max_pool2d_with_indices(x: torch.Tensor, kernel_size, stride=None, padding=0
     of int64 plane positions (see the module docstring for when they are valid)."""
     g = pool_geometry(x, kernel_size, stride, padding, dilation, ceil_mode, compact)
     x4 = x.unsqueeze(0) if x.dim() == 3 else x
-    backend = _backend.choose("max_pool2d_with_indices", x.device, _unsupported(x))
+    backend = _backend.choose("max_pool2d_with_indices", x.device, unsupported_dtype(x))
     if backend == "torch":
         y, idx = max_pool2d_reference(x4, g, ceil_mode, compact)
     else:
@@ -431,7 +411,7 @@ def max_unpool2d(x: torch.Tensor, indices: torch.Tensor, kernel_size, stride=Non
     compact = _INDEX_DTYPES[indices.dtype]
     if compact and g.kh * g.kw > 256:
         raise RuntimeError("max_unpool2d: compact (uint8) indices need at most 256 taps")
-    backend = _backend.choose("max_unpool2d", x.device, _unsupported(x))
+    backend = _backend.choose("max_unpool2d", x.device, unsupported_dtype(x))
     if backend == "torch":
         y = max_unpool2d_reference(x4, i4, g)
     else:

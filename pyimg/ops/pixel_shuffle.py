@@ -16,16 +16,8 @@ import torch
 import torch.nn.functional as F
 
 from pyimg import _backend, _extension
+from pyimg.ops._common import check_4d, empty_like_format, output_memory_format, unsupported_dtype
 from pyimg.ops.activation import apply_activation, check_activation
-
-_KERNEL_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
-
-
-def output_memory_format(x: torch.Tensor) -> torch.memory_format:
-    """channels_last when x's channels are its innermost dimension (csrc/ops/pixel_shuffle.cpp)."""
-    if x.dim() == 4 and x.stride(1) < x.stride(3):
-        return torch.channels_last
-    return torch.contiguous_format
 
 
 def _check_small(x: torch.Tensor, r: int, op: str = "pixel_shuffle") -> None:
@@ -97,7 +89,7 @@ def pixel_unshuffle_reference(x, downscale_factor):
     r = downscale_factor
     if x.numel() == 0:  # stock returns the input's shape for an empty input (torch 2.14)
         n, c, h, w = _as_4d(x).shape
-        return _from_4d(_empty((n, c * r * r, h // r, w // r), x, _as_4d(x)), x)
+        return _from_4d(empty_like_format((n, c * r * r, h // r, w // r), _as_4d(x)), x)
     return F.pixel_unshuffle(x, r).contiguous(memory_format=output_memory_format(x))
 
 
@@ -110,7 +102,7 @@ def _pixel_shuffle_triton(x: torch.Tensor, upscale_factor: int, bias: torch.Tens
                           negative_slope: float = 0.01) -> torch.Tensor:
     from pyimg.triton import pixel_shuffle as kernels
 
-    _check_4d(x)
+    check_4d(x)
     _check_small(x, upscale_factor)
     _check_epilogue(x, upscale_factor, bias, activation, weight)
     fmt = output_memory_format(x) == torch.channels_last
@@ -121,7 +113,7 @@ def _pixel_shuffle_triton(x: torch.Tensor, upscale_factor: int, bias: torch.Tens
 def _pixel_unshuffle_triton(x: torch.Tensor, downscale_factor: int) -> torch.Tensor:
     from pyimg.triton import pixel_shuffle as kernels
 
-    _check_4d(x)
+    check_4d(x)
     _check_large(x, downscale_factor)
     fmt = output_memory_format(x) == torch.channels_last
     return kernels.unshuffle(x, None, downscale_factor, None, "none", None, 0.0, fmt)
@@ -139,11 +131,6 @@ def _pixel_shuffle_backward_triton(grad_out: torch.Tensor, x: torch.Tensor, upsc
                              negative_slope, fmt)
 
 
-def _check_4d(x: torch.Tensor) -> None:
-    if x.dim() != 4:
-        raise RuntimeError(f"expects a 4-D (N, C, H, W) input, but got {x.dim()} dimension(s)")
-
-
 # -- fake kernels and autograd, shared by the C++ and the Triton ops -------------------------
 
 
@@ -156,31 +143,26 @@ class _Ops:
     backward: object
 
 
-def _empty(shape, like: torch.Tensor, fmt_of: torch.Tensor) -> torch.Tensor:
-    return torch.empty(shape, dtype=like.dtype, device=like.device,
-                       memory_format=output_memory_format(fmt_of))
-
-
 def _fake_shuffle(x, upscale_factor, bias=None, activation="none", weight=None,
                   negative_slope=0.01):
-    _check_4d(x)
+    check_4d(x)
     _check_small(x, upscale_factor)
     _check_epilogue(x, upscale_factor, bias, activation, weight)
     n, c, h, w = x.shape
     r = upscale_factor
-    return _empty((n, c // (r * r), h * r, w * r), x, x)
+    return empty_like_format((n, c // (r * r), h * r, w * r), x)
 
 
 def _fake_unshuffle(x, downscale_factor):
-    _check_4d(x)
+    check_4d(x)
     _check_large(x, downscale_factor)
     n, c, h, w = x.shape
     r = downscale_factor
-    return _empty((n, c * r * r, h // r, w // r), x, x)
+    return empty_like_format((n, c * r * r, h // r, w // r), x)
 
 
 def _fake_backward(grad_out, x, upscale_factor, bias, activation, weight, negative_slope):
-    return _empty(x.shape, x, x)
+    return empty_like_format(x.shape, x)
 
 
 def _setup_shuffle(ctx, inputs, output):
@@ -244,15 +226,6 @@ _EXTENSION_OPS = _register("pyimg", "") if _extension.loaded() else None
 # -- the public functions --------------------------------------------------------------------
 
 
-def _unsupported(x: torch.Tensor):
-    def reason(backend: str) -> str | None:
-        if backend != "torch" and x.dtype not in _KERNEL_DTYPES:
-            return f"dtype {x.dtype} (kernels take float16, bfloat16, float32, float64)"
-        return None
-
-    return reason
-
-
 def _ops_for(backend: str) -> _Ops:
     return _TRITON_OPS if backend == "triton" else _EXTENSION_OPS
 
@@ -287,7 +260,7 @@ def pixel_shuffle(x: torch.Tensor, upscale_factor: int, bias: torch.Tensor | Non
         weight = weight.to(x.dtype)
     _check_epilogue(x, r, bias, activation, weight)
     x4 = _as_4d(x)
-    backend = _backend.choose("pixel_shuffle", x.device, _unsupported(x))
+    backend = _backend.choose("pixel_shuffle", x.device, unsupported_dtype(x))
     if backend == "torch":
         y = pixel_shuffle_reference(x4, r, bias, activation, weight, negative_slope)
     else:
@@ -300,7 +273,7 @@ def pixel_unshuffle(x: torch.Tensor, downscale_factor: int) -> torch.Tensor:
     ``torch.nn.functional.pixel_unshuffle``; the inverse of ``pixel_shuffle``."""
     _check_large(x, downscale_factor)
     x4 = _as_4d(x)
-    backend = _backend.choose("pixel_unshuffle", x.device, _unsupported(x))
+    backend = _backend.choose("pixel_unshuffle", x.device, unsupported_dtype(x))
     if backend == "torch":
         y = pixel_unshuffle_reference(x4, downscale_factor)
     else:

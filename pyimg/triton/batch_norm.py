@@ -12,7 +12,7 @@ import triton
 import triton.language as tl
 
 from pyimg.triton.activation import PRELU, activate, activation_grad
-from pyimg.triton.pixel_shuffle import _nchw_or_nhwc_coords
+from pyimg.triton.layout import empty_in_format, nchw_or_nhwc_coords
 
 MAX_BLOCK = 1024
 MAX_ITERS = 8  # blocks of one channel a reduction program covers
@@ -26,11 +26,12 @@ def _acc(v, F64: tl.constexpr):
 
 
 @triton.jit
-def _channel_offsets(j, c, sn, sc, sh, sw, HW, W):
-    """Offsets of values j (in N, H, W order) of channel c."""
+def _load_channel(ptr, j, mask, c, sn, sc, sh, sw, HW, W, F64: tl.constexpr):
+    """Values j (in N, H, W order) of channel c in the compute type, 0 where masked off."""
     n = j // HW
     p = j % HW
-    return n * sn + c * sc + (p // W) * sh + (p % W) * sw
+    v = tl.load(ptr + n * sn + c * sc + (p // W) * sh + (p % W) * sw, mask=mask, other=0.0)
+    return _acc(v, F64)
 
 
 @triton.jit
@@ -46,8 +47,7 @@ def _stats_kernel(x_ptr, mean_ptr, m2_ptr, sn, sc, sh, sw, HW, W, M, S,
     for k in range(0, SPAN, BLOCK):
         j = s.to(tl.int64) * SPAN + k + tl.arange(0, BLOCK)
         mask = j < M
-        v = _acc(tl.load(x_ptr + _channel_offsets(j, c, sn, sc, sh, sw, HW, W), mask=mask,
-                         other=0.0), F64)
+        v = _load_channel(x_ptr, j, mask, c, sn, sc, sh, sw, HW, W, F64)
         nb = tl.sum(_acc(mask, F64))
         safe_nb = tl.maximum(nb, 1.0)
         mb = tl.sum(v) / safe_nb
@@ -92,7 +92,7 @@ def _forward_kernel(out_ptr, x_ptr, res_ptr, sxn, sxc, sxh, sxw, srn, src, srh, 
                     CHANNELS_LAST: tl.constexpr, F64: tl.constexpr, BLOCK: tl.constexpr):
     o = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = o < total
-    n, c, h, w = _nchw_or_nhwc_coords(o, C, H, W, CHANNELS_LAST)
+    n, c, h, w = nchw_or_nhwc_coords(o, C, H, W, CHANNELS_LAST)
     mean, scale, shift, alpha = _load_channel_params(
         c, mask, mean_ptr, invstd_ptr, weight_ptr, bias_ptr, alpha_ptr,
         HAS_WEIGHT, HAS_BIAS, HAS_PRELU, ALPHA_PER_CHANNEL)
@@ -121,10 +121,8 @@ def _grad_sums_kernel(g_ptr, x_ptr, sums_ptr, sgn, sgc, sgh, sgw, sxn, sxc, sxh,
     for k in range(0, SPAN, BLOCK):
         j = s.to(tl.int64) * SPAN + k + tl.arange(0, BLOCK)
         mask = j < M
-        g = _acc(tl.load(g_ptr + _channel_offsets(j, c, sgn, sgc, sgh, sgw, HW, W), mask=mask,
-                         other=0.0), F64)
-        xc = _acc(tl.load(x_ptr + _channel_offsets(j, c, sxn, sxc, sxh, sxw, HW, W), mask=mask,
-                          other=0.0), F64) - mean
+        g = _load_channel(g_ptr, j, mask, c, sgn, sgc, sgh, sgw, HW, W, F64)
+        xc = _load_channel(x_ptr, j, mask, c, sxn, sxc, sxh, sxw, HW, W, F64) - mean
         z = xc * scale + shift
         dz = tl.where(mask, g * activation_grad(z, alpha, PRELU), 0.0)
         sum_dz += tl.sum(dz)
@@ -144,7 +142,7 @@ def _grad_x_kernel(out_ptr, g_ptr, x_ptr, b_ptr, d_ptr, sgn, sgc, sgh, sgw, sxn,
     # grad_x = scale * dz + B[c] * (x - mean) + D[c].
     o = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = o < total
-    n, c, h, w = _nchw_or_nhwc_coords(o, C, H, W, CHANNELS_LAST)
+    n, c, h, w = nchw_or_nhwc_coords(o, C, H, W, CHANNELS_LAST)
     mean, scale, shift, alpha = _load_channel_params(
         c, mask, mean_ptr, invstd_ptr, weight_ptr, bias_ptr, alpha_ptr,
         HAS_WEIGHT, HAS_BIAS, HAS_PRELU, ALPHA_PER_CHANNEL)
@@ -154,11 +152,6 @@ def _grad_x_kernel(out_ptr, g_ptr, x_ptr, b_ptr, d_ptr, sgn, sgc, sgh, sgw, sxn,
     b = tl.load(b_ptr + c, mask=mask, other=0.0)
     d = tl.load(d_ptr + c, mask=mask, other=0.0)
     tl.store(out_ptr + o, (scale * dz + b * xc + d).to(out_ptr.dtype.element_ty), mask=mask)
-
-
-def _empty_in_format(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-    return torch.empty(x.shape, dtype=x.dtype, device=x.device, memory_format=fmt)
 
 
 def _param_args(x, mean, invstd, weight, bias, prelu_weight) -> dict:
@@ -208,7 +201,7 @@ def stats(x: torch.Tensor, acc: torch.dtype) -> tuple[torch.Tensor, torch.Tensor
 
 
 def forward(x, mean, invstd, weight, bias, prelu_weight, residual, channels_last: bool):
-    out = _empty_in_format(x, channels_last)
+    out = empty_in_format(x.shape, x, channels_last)
     total = out.numel()
     if total == 0:
         return out
@@ -226,7 +219,7 @@ def backward(grad, x, mean, invstd, weight, bias, prelu_weight, training: bool,
              channels_last: bool):
     m, c, s, span, block = _splits(x)
     acc = mean.dtype
-    grad_x = _empty_in_format(x, channels_last)
+    grad_x = empty_in_format(x.shape, x, channels_last)
     if x.numel() == 0:
         return grad_x, *(torch.zeros(c, dtype=acc, device=x.device) for _ in range(3))
     params = _param_args(x, mean, invstd, weight, bias, prelu_weight)

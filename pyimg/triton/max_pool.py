@@ -9,27 +9,9 @@ import torch
 import triton
 import triton.language as tl
 
+from pyimg.triton.layout import empty_in_format, nchw_or_nhwc_coords
+
 BLOCK = 256
-
-
-@triton.jit
-def _coords(o, C, H, W, CHANNELS_LAST: tl.constexpr):
-    """(n, c, h, w) of flat offsets o into a contiguous (N, C, H, W) tensor of that format."""
-    if CHANNELS_LAST:
-        c = o % C
-        t = o // C
-        w = t % W
-        t = t // W
-        h = t % H
-        n = t // H
-    else:
-        w = o % W
-        t = o // W
-        h = t % H
-        t = t // H
-        c = t % C
-        n = t // C
-    return n, c, h, w
 
 
 @triton.jit
@@ -43,6 +25,19 @@ def _position(idx, ph, pw, H, W, kw, sh, sw, pad_h, pad_w, dh, dw, KH: tl.conste
         return tl.where(ok, h * W + w, -1)
     else:
         return tl.where((idx >= 0) & (idx < H * W), idx, -1)
+
+
+@triton.jit
+def _covering_window(h, w, ki, kj, mask, PH, PW, sh, sw, pad_h, pad_w, dh, dw):
+    """(ph, pw) of the pooled element whose window holds plane position (h, w) at tap (ki, kj),
+    and where that element exists."""
+    hs = h + pad_h - ki * dh
+    ws = w + pad_w - kj * dw
+    ph = hs // sh
+    pw = ws // sw
+    ok = mask & (hs >= 0) & (ws >= 0) & (hs % sh == 0) & (ws % sw == 0)
+    ok = ok & (ph < PH) & (pw < PW)
+    return ph, pw, ok
 
 
 @triton.jit
@@ -60,7 +55,7 @@ def _pool_kernel(
 ):
     o = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = o < total
-    n, c, ph, pw = _coords(o, C, PH, PW, CHANNELS_LAST)
+    n, c, ph, pw = nchw_or_nhwc_coords(o, C, PH, PW, CHANNELS_LAST)
     h0 = ph * sh - pad_h
     w0 = pw * sw - pad_w
     # Stock's start: the first in-plane tap of the window.
@@ -103,18 +98,14 @@ def _pool_backward_kernel(
 ):
     o = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = o < total
-    n, c, h, w = _coords(o, C, H, W, CHANNELS_LAST)
+    n, c, h, w = nchw_or_nhwc_coords(o, C, H, W, CHANNELS_LAST)
     pos = h * W + w
     acc = tl.zeros((BLOCK,), ACC)
     # The windows covering (h, w) start at taps ki, kj; visited in pooled-position order.
     for ki in tl.static_range(KH - 1, -1, -1):
         for kj in tl.static_range(KW - 1, -1, -1):
-            hs = h + pad_h - ki * dh
-            ws = w + pad_w - kj * dw
-            ph = hs // sh
-            pw = ws // sw
-            ok = mask & (hs >= 0) & (ws >= 0) & (hs % sh == 0) & (ws % sw == 0)
-            ok = ok & (ph < PH) & (pw < PW)
+            ph, pw, ok = _covering_window(h, w, ki, kj, mask, PH, PW, sh, sw, pad_h, pad_w,
+                                          dh, dw)
             idx = tl.load(idx_ptr + n * sin + c * sic + ph * sih + pw * siw, mask=ok, other=0)
             named = _position(idx.to(tl.int64), ph, pw, H, W, KW, sh, sw, pad_h, pad_w, dh, dw,
                               KH, COMPACT)
@@ -135,12 +126,8 @@ def _unpool_winner(x_base, i_base, sxh, sxw, sih, siw, h, w, mask, H, W, PH, PW,
     best_v = tl.zeros((BLOCK,), ACC)
     for ki in tl.static_range(KH - 1, -1, -1):
         for kj in tl.static_range(KW - 1, -1, -1):
-            hs = h + pad_h - ki
-            ws = w + pad_w - kj
-            ph = hs // sh
-            pw = ws // sw
-            ok = mask & (hs >= 0) & (ws >= 0) & (hs % sh == 0) & (ws % sw == 0)
-            ok = ok & (ph < PH) & (pw < PW)
+            ph, pw, ok = _covering_window(h, w, ki, kj, mask, PH, PW, sh, sw, pad_h, pad_w,
+                                          1, 1)
             idx = tl.load(i_base + ph * sih + pw * siw, mask=ok, other=0).to(tl.int64)
             named = _position(idx, ph, pw, H, W, KW, sh, sw, pad_h, pad_w, 1, 1, KH, COMPACT)
             hit = ok & (named == pos)
@@ -173,7 +160,7 @@ def _unpool_kernel(
 ):
     o = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = o < total
-    n, c, h, w = _coords(o, C, H, W, CHANNELS_LAST)
+    n, c, h, w = nchw_or_nhwc_coords(o, C, H, W, CHANNELS_LAST)
     best, v = _unpool_winner(x_ptr + n * sxn + c * sxc, idx_ptr + n * sin + c * sic, sxh, sxw,
                              sih, siw, h, w, mask, H, W, PH, PW, sh, sw, pad_h, pad_w, KH, KW,
                              COMPACT, ACC, BLOCK)
@@ -196,7 +183,7 @@ def _unpool_backward_kernel(
 ):
     o = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = o < total
-    n, c, ph, pw = _coords(o, C, PH, PW, CHANNELS_LAST)
+    n, c, ph, pw = nchw_or_nhwc_coords(o, C, PH, PW, CHANNELS_LAST)
     i_base = idx_ptr + n * sin + c * sic
     idx = tl.load(i_base + ph * sih + pw * siw, mask=mask, other=0).to(tl.int64)
     pos = _position(idx, ph, pw, H, W, KW, sh, sw, pad_h, pad_w, 1, 1, KH, COMPACT)
@@ -210,11 +197,6 @@ def _unpool_backward_kernel(
     tl.store(out_ptr + o, g.to(out_ptr.dtype.element_ty), mask=mask)
 
 
-def _empty(shape, like: torch.Tensor, dtype, channels_last: bool) -> torch.Tensor:
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-    return torch.empty(shape, dtype=dtype, device=like.device, memory_format=fmt)
-
-
 def _acc(dtype: torch.dtype):
     return tl.float64 if dtype == torch.float64 else tl.float32
 
@@ -226,9 +208,9 @@ def _grid(total: int):
 def pool(x, geometry, compact: bool, channels_last: bool):
     g = geometry
     n, c = x.shape[:2]
-    out = _empty((n, c, g.PH, g.PW), x, x.dtype, channels_last)
-    indices = _empty((n, c, g.PH, g.PW), x, torch.uint8 if compact else torch.int64,
-                     channels_last)
+    out = empty_in_format((n, c, g.PH, g.PW), x, channels_last)
+    indices = empty_in_format((n, c, g.PH, g.PW), x, channels_last,
+                              torch.uint8 if compact else torch.int64)
     total = out.numel()
     if total:
         _pool_kernel[_grid(total)](
@@ -241,7 +223,7 @@ def pool(x, geometry, compact: bool, channels_last: bool):
 def pool_backward(grad, indices, geometry, compact: bool, channels_last: bool):
     g = geometry
     n, c = grad.shape[:2]
-    out = _empty((n, c, g.H, g.W), grad, grad.dtype, channels_last)
+    out = empty_in_format((n, c, g.H, g.W), grad, channels_last)
     total = out.numel()
     if total:
         _pool_backward_kernel[_grid(total)](
@@ -254,7 +236,7 @@ def pool_backward(grad, indices, geometry, compact: bool, channels_last: bool):
 def unpool(x, indices, geometry, compact: bool, channels_last: bool):
     g = geometry
     n, c = x.shape[:2]
-    out = _empty((n, c, g.H, g.W), x, x.dtype, channels_last)
+    out = empty_in_format((n, c, g.H, g.W), x, channels_last)
     total = out.numel()
     if total:
         _unpool_kernel[_grid(total)](
@@ -266,7 +248,7 @@ def unpool(x, indices, geometry, compact: bool, channels_last: bool):
 
 def unpool_backward(grad, x, indices, geometry, compact: bool, channels_last: bool):
     g = geometry
-    out = _empty(tuple(x.shape), x, x.dtype, channels_last)
+    out = empty_in_format(tuple(x.shape), x, channels_last)
     total = out.numel()
     if total:
         _unpool_backward_kernel[_grid(total)](

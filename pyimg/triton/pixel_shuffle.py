@@ -10,28 +10,9 @@ import triton.language as tl
 
 from pyimg.ops.activation import ACTIVATIONS
 from pyimg.triton.activation import PRELU, activate, activation_grad
+from pyimg.triton.layout import empty_in_format, nchw_or_nhwc_coords
 
 BLOCK = 1024
-
-
-@triton.jit
-def _nchw_or_nhwc_coords(o, C, H, W, CHANNELS_LAST: tl.constexpr):
-    """(n, c, h, w) of flat offsets o into a contiguous (N, C, H, W) tensor of that format."""
-    if CHANNELS_LAST:
-        c = o % C
-        t = o // C
-        w = t % W
-        t = t // W
-        h = t % H
-        n = t // H
-    else:
-        w = o % W
-        t = o // W
-        h = t % H
-        t = t // H
-        c = t % C
-        n = t // C
-    return n, c, h, w
 
 
 @triton.jit
@@ -72,7 +53,7 @@ def _shuffle_kernel(
 ):
     o = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = o < total
-    n, co, ho, wo = _nchw_or_nhwc_coords(o, Co, Ho, Wo, CHANNELS_LAST)
+    n, co, ho, wo = nchw_or_nhwc_coords(o, Co, Ho, Wo, CHANNELS_LAST)
     c = co * (R * R) + (ho % R) * R + wo % R
     src = n * sxn + c * sxc + (ho // R) * sxh + (wo // R) * sxw
     v = tl.load(x_ptr + src, mask=mask)
@@ -108,7 +89,7 @@ def _unshuffle_kernel(
 ):
     o = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = o < total
-    n, c, h, w = _nchw_or_nhwc_coords(o, C, H, W, CHANNELS_LAST)
+    n, c, h, w = nchw_or_nhwc_coords(o, C, H, W, CHANNELS_LAST)
     co = c // (R * R)
     i = (c % (R * R)) // R
     j = c % R
@@ -124,11 +105,6 @@ def _unshuffle_kernel(
             z = xv.to(tl.float32) + b
             g = g.to(tl.float32) * activation_grad(z, alpha, ACT)
     tl.store(out_ptr + o, g.to(out_ptr.dtype.element_ty), mask=mask)
-
-
-def _empty_in_format(shape, like: torch.Tensor, channels_last: bool) -> torch.Tensor:
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-    return torch.empty(shape, dtype=like.dtype, device=like.device, memory_format=fmt)
 
 
 def _epilogue_args(x, bias, activation, weight, negative_slope):
@@ -153,7 +129,7 @@ def _ptr_or(t: torch.Tensor | None, fallback: torch.Tensor) -> torch.Tensor:
 
 def shuffle(x, r, bias, activation, weight, negative_slope, channels_last: bool):
     n, c, h, w = x.shape
-    out = _empty_in_format((n, c // (r * r), h * r, w * r), x, channels_last)
+    out = empty_in_format((n, c // (r * r), h * r, w * r), x, channels_last)
     total = out.numel()
     if total == 0:
         return out
@@ -168,7 +144,7 @@ def shuffle(x, r, bias, activation, weight, negative_slope, channels_last: bool)
 def unshuffle(g, x, r, bias, activation, weight, negative_slope, channels_last: bool):
     """Fused backward when x is given (output shaped like x), else plain pixel_unshuffle."""
     n, co, hr, wr = g.shape
-    out = _empty_in_format((n, co * r * r, hr // r, wr // r), g, channels_last)
+    out = empty_in_format((n, co * r * r, hr // r, wr // r), g, channels_last)
     total = out.numel()
     if total == 0:
         return out

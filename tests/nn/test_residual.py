@@ -4,7 +4,7 @@ import copy
 
 import pytest
 import torch
-from support import LOW_PRECISION, TOLERANCE, assert_lowp_close, backend_params
+from support import LOW_PRECISION, TOLERANCE, assert_lowp_close, backend_params, step_each
 from torch import nn
 
 import pyimg
@@ -70,15 +70,7 @@ def test_training_steps_match_stock(momentum, prelu_parameters, memory_format):
     for step in range(3):
         x = (torch.randn(2, 4, 5, 6) * 2 + step).contiguous(memory_format=memory_format)
         grad = torch.randn(2, 4, 5, 6)
-        outputs, grads = [], []
-        for model, opt in ((stock, stock_opt), (fused, fused_opt)):
-            opt.zero_grad()
-            xi = x.clone().requires_grad_()
-            y = model(xi)
-            y.backward(grad)
-            outputs.append(y)
-            grads.append([xi.grad] + [p.grad for p in model.parameters()])
-            opt.step()
+        outputs, grads = step_each(((stock, stock_opt), (fused, fused_opt)), x, grad)
         torch.testing.assert_close(outputs[1], outputs[0], **STEP_TOLERANCE)
         assert outputs[1].is_contiguous(memory_format=memory_format)
         for ours, expected in zip(*grads, strict=True):

@@ -5,7 +5,7 @@ from collections import OrderedDict
 
 import pytest
 import torch
-from support import LOW_PRECISION, TOLERANCE, assert_lowp_close, backend_params
+from support import LOW_PRECISION, TOLERANCE, assert_lowp_close, backend_params, step_each
 from torch import nn
 
 import pyimg
@@ -38,15 +38,7 @@ def test_training_steps_match_stock(scale, prelu_parameters, memory_format):
     for _ in range(2):
         x = torch.randn(2, 3, 4, 5).contiguous(memory_format=memory_format)
         grad = torch.randn(2, 3, 4 * scale, 5 * scale)
-        outputs, grads = [], []
-        for model, opt in ((stock, stock_opt), (fused, fused_opt)):
-            opt.zero_grad()
-            xi = x.clone().requires_grad_()
-            y = model(xi)
-            y.backward(grad)
-            outputs.append(y)
-            grads.append([xi.grad] + [p.grad for p in model.parameters()])
-            opt.step()
+        outputs, grads = step_each(((stock, stock_opt), (fused, fused_opt)), x, grad)
         torch.testing.assert_close(outputs[1], outputs[0], **tol)
         assert outputs[1].is_contiguous(memory_format=memory_format)
         for ours, expected in zip(*grads, strict=True):

@@ -10,6 +10,7 @@ from support import (
     LOW_PRECISION,
     TOLERANCE,
     assert_lowp_close,
+    backend_op,
     backend_params,
     layouts,
     poisoned_outputs,
@@ -17,8 +18,8 @@ from support import (
 
 import pyimg
 from pyimg.ops import batch_norm as bn_module
+from pyimg.ops._common import output_memory_format
 from pyimg.ops.batch_norm import batch_norm_prelu_reference
-from pyimg.ops.pixel_shuffle import output_memory_format
 
 DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 PRELU = ("none", "one", "per-channel")
@@ -215,11 +216,6 @@ def test_gradcheck(backend, training, residual):
 # -- torch.library contract and torch.compile ------------------------------------------------
 
 
-def _op_of(backend_name, op):
-    suffix = "_triton" if backend_name == "triton" else ""
-    return getattr(torch.ops.pyimg, op + suffix).default
-
-
 @pytest.mark.parametrize("param", backend_params())
 def test_opcheck(param):
     name, device = param
@@ -227,13 +223,13 @@ def test_opcheck(param):
                                                            residual=True)
     invstd = var.rsqrt()
     for _, xl in layouts(x):
-        torch.library.opcheck(_op_of(name, "batch_norm_stats"), (xl.clone().requires_grad_(),))
+        torch.library.opcheck(backend_op(name, "batch_norm_stats"), (xl.clone().requires_grad_(),))
         for training, a, r in ((True, alpha, None), (False, alpha, None), (True, None, res)):
             args = (xl.clone().requires_grad_(), mean, invstd, weight.clone().requires_grad_(),
                     bias.clone().requires_grad_(), None if a is None else a.requires_grad_(),
                     None if r is None else r.clone().requires_grad_(), training)
-            torch.library.opcheck(_op_of(name, "bn_prelu"), args)
-        torch.library.opcheck(_op_of(name, "bn_prelu_backward"),
+            torch.library.opcheck(backend_op(name, "bn_prelu"), args)
+        torch.library.opcheck(backend_op(name, "bn_prelu_backward"),
                               (torch.randn_like(xl), xl, mean, invstd, weight, bias,
                                alpha.detach(), True))
 

@@ -16,8 +16,8 @@ from support import (
 )
 
 import pyimg
+from pyimg.ops._common import output_memory_format
 from pyimg.ops.conv import conv2d_reference
-from pyimg.ops.pixel_shuffle import output_memory_format
 from pyimg.triton.conv import use_tf32
 
 # A float32 convolution sums up to a few hundred products in an order of its own: compared

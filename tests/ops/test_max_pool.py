@@ -8,13 +8,13 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from support import backend_params, layouts, poisoned_outputs
+from support import backend_op, backend_params, layouts, poisoned_outputs
 
 import pyimg
+from pyimg.ops._common import output_memory_format
 from pyimg.ops.max_pool import (
     compact_from_flat,
     max_unpool2d_reference,
-    output_memory_format,
     pool_geometry,
     unpool_geometry,
 )
@@ -213,27 +213,22 @@ def test_gradcheck(backend, compact):
 # -- torch.library contract and torch.compile ------------------------------------------------
 
 
-def _op(backend_name, name):
-    suffix = "_triton" if backend_name == "triton" else ""
-    return getattr(torch.ops.pyimg, name + suffix).default
-
-
 @pytest.mark.parametrize("param", backend_params())
 def test_opcheck(param):
     name, device = param
     x = torch.randn(2, 3, 5, 7, device=device)
     for compact in (False, True):
         for _, xl in layouts(x):
-            torch.library.opcheck(_op(name, "max_pool2d_with_indices"),
+            torch.library.opcheck(backend_op(name, "max_pool2d_with_indices"),
                                   (xl.requires_grad_(), [3, 2], [2, 1], [1, 0], [1, 1], True,
                                    compact))
         y, i = pool(x, 2, 2, compact=compact)
-        torch.library.opcheck(_op(name, "max_unpool2d"),
+        torch.library.opcheck(backend_op(name, "max_unpool2d"),
                               (y.requires_grad_(), i, [2, 2], [2, 2], [0, 0], [5, 7], compact))
-        torch.library.opcheck(_op(name, "max_pool2d_with_indices_backward"),
+        torch.library.opcheck(backend_op(name, "max_pool2d_with_indices_backward"),
                               (torch.randn_like(y), i, [5, 7], [2, 2], [2, 2], [0, 0], [1, 1],
                                compact))
-        torch.library.opcheck(_op(name, "max_unpool2d_backward"),
+        torch.library.opcheck(backend_op(name, "max_unpool2d_backward"),
                               (torch.randn_like(x), y.detach(), i, [2, 2], [2, 2], [0, 0],
                                compact))
 

@@ -14,17 +14,15 @@ from support import (
     LOW_PRECISION,
     TOLERANCE,
     assert_lowp_close,
+    backend_op,
     backend_params,
     layouts,
     poisoned_outputs,
 )
 
 import pyimg
-from pyimg.ops.pixel_shuffle import (
-    output_memory_format,
-    pixel_shuffle_reference,
-    pixel_unshuffle_reference,
-)
+from pyimg.ops._common import output_memory_format
+from pyimg.ops.pixel_shuffle import pixel_shuffle_reference, pixel_unshuffle_reference
 
 ACTIVATIONS = ("relu", "leaky_relu", "prelu", "tanh", "sigmoid")
 DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
@@ -182,11 +180,6 @@ def test_gradcheck_unshuffle(backend):
 # -- torch.library contract and torch.compile ------------------------------------------------
 
 
-def _op_of(backend_name, op):
-    suffix = "_triton" if backend_name == "triton" else ""
-    return getattr(torch.ops.pyimg, op + suffix).default
-
-
 @pytest.mark.parametrize("param", backend_params())
 def test_opcheck(param):
     name, device = param
@@ -194,14 +187,14 @@ def test_opcheck(param):
     for activation in ("none", "prelu", "tanh"):
         b, w = epilogue(x, 2, activation)
         for _, xl in layouts(x):
-            torch.library.opcheck(_op_of(name, "pixel_shuffle"),
+            torch.library.opcheck(backend_op(name, "pixel_shuffle"),
                                   (xl.requires_grad_(), 2, b.requires_grad_(), activation, w))
-    torch.library.opcheck(_op_of(name, "pixel_unshuffle"), (x.requires_grad_(), 1))
+    torch.library.opcheck(backend_op(name, "pixel_unshuffle"), (x.requires_grad_(), 1))
     large = torch.randn(1, 3, 4, 6, device=device, requires_grad=True)
-    torch.library.opcheck(_op_of(name, "pixel_unshuffle"), (large, 2))
+    torch.library.opcheck(backend_op(name, "pixel_unshuffle"), (large, 2))
     grad = torch.randn(2, 2, 6, 10, device=device)
     b, w = epilogue(x, 2, "prelu")
-    torch.library.opcheck(_op_of(name, "pixel_shuffle_backward"),
+    torch.library.opcheck(backend_op(name, "pixel_shuffle_backward"),
                           (grad, x.detach(), 2, b, "prelu", w, 0.01))
 
 

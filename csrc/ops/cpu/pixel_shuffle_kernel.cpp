@@ -69,6 +69,50 @@ void interleave(T* o, const T* in, int64_t sc, int64_t sw, int64_t W, int64_t r,
   }
 }
 
+// One channels_last output row from a row of input pixels whose channels are dense:
+// o[(w * R + j) * Co + co] = f(in[w * sw + co * R * R + i * R + j]). R, and Co when it is
+// small (1 or 3: grey and RGB images), fixed at compile time so the gather unrolls.
+template <int R, int kCo, typename T, typename F>
+void cl_row_fixed(T* o, const T* in, int64_t sw, int64_t W, int64_t Co, int64_t i, const F& f) {
+  const int64_t channels = kCo > 0 ? kCo : Co;
+  for (int64_t w = 0; w < W; ++w) {
+    const T* p = in + w * sw + i * R;
+    for (int j = 0; j < R; ++j, o += channels) {
+      for (int64_t co = 0; co < channels; ++co) {
+        o[co] = f(p + co * R * R + j, co * R * R + i * R + j, co);
+      }
+    }
+  }
+}
+
+template <int R, typename T, typename F>
+void cl_row_fixed_r(T* o, const T* in, int64_t sw, int64_t W, int64_t Co, int64_t i, const F& f) {
+  switch (Co) {
+    case 1: return cl_row_fixed<R, 1>(o, in, sw, W, Co, i, f);
+    case 3: return cl_row_fixed<R, 3>(o, in, sw, W, Co, i, f);
+    default: return cl_row_fixed<R, 0>(o, in, sw, W, Co, i, f);
+  }
+}
+
+template <typename T, typename F>
+void cl_row_dense(T* o, const T* in, int64_t sw, int64_t W, int64_t Co, int64_t r, int64_t i,
+                  const F& f) {
+  switch (r) {
+    case 2: return cl_row_fixed_r<2>(o, in, sw, W, Co, i, f);
+    case 3: return cl_row_fixed_r<3>(o, in, sw, W, Co, i, f);
+    case 4: return cl_row_fixed_r<4>(o, in, sw, W, Co, i, f);
+    default:
+      for (int64_t w = 0; w < W; ++w) {
+        for (int64_t j = 0; j < r; ++j, o += Co) {
+          const int64_t c0 = i * r + j;
+          for (int64_t co = 0; co < Co; ++co) {
+            o[co] = f(in + w * sw + co * r * r + c0, co * r * r + c0, co);
+          }
+        }
+      }
+  }
+}
+
 // small (N, Co*r*r, H, W) -> large (N, Co, H*r, W*r): out = act(x + bias[c]).
 template <typename T, bool kFused>
 void shuffle(const at::Tensor& x, int64_t r, const FusedEpilogue& epilogue, at::Tensor& out) {
@@ -87,21 +131,27 @@ void shuffle(const at::Tensor& x, int64_t r, const FusedEpilogue& epilogue, at::
         std::vector<Acc> bias(kFused ? Co * rr : 0), alpha(kFused ? Co : 0);
         for (int64_t c = 0; c < static_cast<int64_t>(bias.size()); ++c) bias[c] = e.bias_at(c);
         for (int64_t co = 0; co < static_cast<int64_t>(alpha.size()); ++co) alpha[co] = e.alpha(co);
+        const auto value = [&](const T* p, int64_t c, int64_t co) {
+          if constexpr (kFused) {
+            const Acc z = static_cast<Acc>(*p) + bias[c];
+            return static_cast<T>(activate<Acc>(act, z, alpha[co]));
+          } else {
+            return *p;
+          }
+        };
         for (int64_t row = begin; row < end; ++row) {
           const int64_t ho = row % Ho, n = row / Ho, i = ho % r;
-          const T* in = src + n * s.n + (ho / r) * s.h + i * r * s.c;
+          const T* in = src + n * s.n + (ho / r) * s.h;
           T* o = dst + row * Wo * Co;
-          for (int64_t w = 0; w < W; ++w) {
-            for (int64_t j = 0; j < r; ++j, o += Co) {
-              const T* p = in + w * s.w + j * s.c;
-              if constexpr (kFused) {
-                const Acc* b = bias.data() + i * r + j;
+          if (s.c == 1) {
+            cl_row_dense(o, in, s.w, W, Co, r, i, value);
+          } else {
+            for (int64_t w = 0; w < W; ++w) {
+              for (int64_t j = 0; j < r; ++j, o += Co) {
+                const int64_t c0 = i * r + j;
                 for (int64_t co = 0; co < Co; ++co) {
-                  const Acc z = static_cast<Acc>(p[co * rr * s.c]) + b[co * rr];
-                  o[co] = static_cast<T>(activate<Acc>(act, z, alpha[co]));
+                  o[co] = value(in + w * s.w + (co * rr + c0) * s.c, co * rr + c0, co);
                 }
-              } else {
-                for (int64_t co = 0; co < Co; ++co) o[co] = p[co * rr * s.c];
               }
             }
           }
