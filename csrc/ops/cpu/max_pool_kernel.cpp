@@ -115,15 +115,18 @@ inline void window_sweep(const T* __restrict__ base, Stride stride, Acc* __restr
   }
 }
 
-// One tap over a run of channels, as window_sweep.
-template <typename T, typename Acc, typename Stride>
-inline void channel_sweep(const T* __restrict__ p, Stride stride, Acc* __restrict__ best,
-                          int32_t* __restrict__ tap, int32_t code, int64_t channels) {
-  for (int64_t c = 0; c < channels; ++c) {
+// One tap over a block of channels: best / mark hold each channel's running maximum and
+// the mark of the tap it came from.
+template <typename Acc, typename T, typename Count, typename Stride>
+inline void block_sweep(const T* __restrict__ p, Stride stride, Acc* __restrict__ best,
+                        int32_t* __restrict__ mark, int32_t m, Count count) {
+  // Else GCC unrolls a constant count into scalar code before it can vectorize.
+#pragma omp simd
+  for (int64_t c = 0; c < count; ++c) {
     const Acc v = static_cast<Acc>(p[c * stride]);
     const bool take = (v > best[c]) | (v != v);
     best[c] = take ? v : best[c];
-    tap[c] = take ? code : tap[c];
+    mark[c] = take ? m : mark[c];
   }
 }
 
@@ -195,10 +198,10 @@ void pool(const at::Tensor& x, const PoolGeometry& g, at::Tensor& out, at::Tenso
           const T* p = base + pw * g.sw * s.w;
           // Unit channel stride (true channels_last) spelled out, so the loop vectorizes.
           if (s.c == 1) {
-            channel_sweep(p, std::integral_constant<int64_t, 1>{}, best + pw * Cr,
+            block_sweep(p, std::integral_constant<int64_t, 1>{}, best + pw * Cr,
                           tap + pw * Cr, code, Cr);
           } else {
-            channel_sweep(p, s.c, best + pw * Cr, tap + pw * Cr, code, Cr);
+            block_sweep(p, s.c, best + pw * Cr, tap + pw * Cr, code, Cr);
           }
         }
       }
@@ -215,21 +218,6 @@ void pool(const at::Tensor& x, const PoolGeometry& g, at::Tensor& out, at::Tenso
       }
     }
   });
-}
-
-// One tap over a block of channels: best / mark hold each channel's running maximum and
-// the mark of the tap it came from.
-template <typename Acc, typename T, typename Count, typename Stride>
-inline void block_sweep(const T* __restrict__ p, Stride stride, Acc* __restrict__ best,
-                        int32_t* __restrict__ mark, int32_t m, Count count) {
-  // Else GCC unrolls a constant count into scalar code before it can vectorize.
-#pragma omp simd
-  for (int64_t c = 0; c < count; ++c) {
-    const Acc v = static_cast<Acc>(p[c * stride]);
-    const bool take = (v > best[c]) | (v != v);
-    best[c] = take ? v : best[c];
-    mark[c] = take ? m : mark[c];
-  }
 }
 
 // channels_last: per pooled position, channels go in blocks of kBlock whose running maxima
