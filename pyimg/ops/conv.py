@@ -12,7 +12,10 @@ leaky_relu or prelu. The output keeps x's memory format.
 Backends:
 * ``triton``: ``torch.ops.pyimg.conv2d_triton``, one implicit-GEMM kernel with the whole
   epilogue (pyimg/triton/conv.py), groups = 1. Backward (registered below): the epilogue's
-  gradient in torch ops, then stock ``aten.convolution_backward`` for x and weight. The conv
+  gradient in torch ops, then ``conv2d_input_grad_triton`` (stride 1: the forward kernel on
+  the flipped weight; strided: stock's transposed convolution with cuDNN's deterministic
+  algorithms) and ``conv2d_weight_grad_triton`` (split-K GEMM summed in a fixed order,
+  pyimg/triton/conv_backward.py): no atomics anywhere, the same bits on every run. The conv
   output is recomputed (not saved) when the gradient needs it: an activation's derivative or
   scale's gradient; training memory stays that of stock.
 * ``cpu`` / ``cuda``: stock ATen convolution (oneDNN / cuDNN; the bias its own unless a scale
@@ -308,10 +311,10 @@ def _backward(ctx, grad):
     if s is not None:
         g = g * s
     grad_bias = g.sum((0, 2, 3)).to(bias.dtype) if needs["bias"] else None
-    grad_x = grad_weight = None
-    if needs["x"] or needs["weight"]:
-        grad_x, grad_weight = _convolution_backward(g.to(x.dtype), x, weight, ctx,
-                                                    needs["x"], needs["weight"])
+    g = g.to(x.dtype)
+    conv = (ctx.stride, ctx.padding, ctx.dilation)
+    grad_x = _conv2d_input_grad_triton(g, x, weight, *conv) if needs["x"] else None
+    grad_weight = _conv2d_weight_grad_triton(g, x, weight, *conv) if needs["weight"] else None
     return (grad_x, grad_weight, grad_bias, None, None, None, grad_scale, grad_shift, None,
             grad_prelu, None, grad_residual, None, None)
 
@@ -335,19 +338,69 @@ def _activation_backward(g, z, ctx, prelu_weight, r):
     return grad_z, grad_prelu
 
 
-def _convolution_backward(grad, x, weight, ctx, need_x, need_weight):
-    """Stock aten.convolution_backward; asymmetric padding ('same' with an even span) pads x
-    explicitly, since ATen's convolution pads both sides alike."""
-    top, bottom, left, right = ctx.padding
+@torch.library.custom_op("pyimg::conv2d_input_grad_triton", mutates_args=())
+def _conv2d_input_grad_triton(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor,
+                              stride: list[int], padding: list[int],
+                              dilation: list[int]) -> torch.Tensor:
+    """dL/dx of conv2d_triton's convolution from dL/d(conv output), in x's memory format."""
+    from pyimg.triton import conv_backward
+
+    _check_output_grad(grad, x, weight, stride, padding, dilation)
+    fmt = output_memory_format(x)
+    if list(stride) == [1, 1]:
+        return conv_backward.input_grad(grad, weight, padding, dilation,
+                                        fmt == torch.channels_last)
+    cudnn = torch.backends.cudnn
+    with cudnn.flags(enabled=cudnn.enabled, benchmark=cudnn.benchmark, deterministic=True,
+                     allow_tf32=cudnn.allow_tf32):
+        return _stock_input_grad(grad, x, weight, stride, padding, dilation).contiguous(
+            memory_format=fmt)
+
+
+@_conv2d_input_grad_triton.register_fake
+def _(grad, x, weight, stride, padding, dilation):
+    _check_output_grad(grad, x, weight, stride, padding, dilation)
+    return empty_like_format(x.shape, x)
+
+
+@torch.library.custom_op("pyimg::conv2d_weight_grad_triton", mutates_args=())
+def _conv2d_weight_grad_triton(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor,
+                               stride: list[int], padding: list[int],
+                               dilation: list[int]) -> torch.Tensor:
+    """dL/dweight of conv2d_triton's convolution from dL/d(conv output), laid out like
+    weight."""
+    from pyimg.triton import conv_backward
+
+    _check_output_grad(grad, x, weight, stride, padding, dilation)
+    return conv_backward.weight_grad(grad, x, weight, stride, padding, dilation)
+
+
+@_conv2d_weight_grad_triton.register_fake
+def _(grad, x, weight, stride, padding, dilation):
+    _check_output_grad(grad, x, weight, stride, padding, dilation)
+    return empty_like_format(weight.shape, weight)
+
+
+def _check_output_grad(grad, x, weight, stride, padding, dilation) -> None:
+    geometry = check_geometry(x, weight, stride, padding, dilation, 1, explicit_padding=True)
+    shape = output_shape(x, weight, geometry, 1)
+    if tuple(grad.shape) != shape or grad.dtype != x.dtype or grad.device != x.device:
+        raise RuntimeError(f"expected the output gradient as a {x.dtype} tensor of shape "
+                           f"{shape} on {x.device}, but got {grad.dtype} {tuple(grad.shape)} "
+                           f"on {grad.device}")
+
+
+def _stock_input_grad(grad, x, weight, stride, padding, dilation):
+    """Stock aten.convolution_backward for x; asymmetric padding ('same' with an even span)
+    pads x explicitly, since ATen's convolution pads both sides alike."""
+    top, bottom, left, right = padding
     symmetric = top == bottom and left == right
     padded = x if symmetric else F.pad(x, (left, right, top, bottom))
     pads = [top, left] if symmetric else [0, 0]
-    grad_x, grad_weight, _ = torch.ops.aten.convolution_backward(
-        grad, padded, weight, None, ctx.stride, pads, ctx.dilation, False, [0, 0], 1,
-        [need_x, need_weight, False])
-    if grad_x is not None and not symmetric:
-        grad_x = grad_x[:, :, top:top + x.shape[2], left:left + x.shape[3]]
-    return grad_x, grad_weight
+    grad_x, _, _ = torch.ops.aten.convolution_backward(
+        grad, padded, weight, None, stride, pads, dilation, False, [0, 0], 1,
+        [True, False, False])
+    return grad_x if symmetric else grad_x[:, :, top:top + x.shape[2], left:left + x.shape[3]]
 
 
 _conv2d_triton.register_autograd(_backward, setup_context=_setup_context)

@@ -219,6 +219,57 @@ def test_gradients_match_reference(backend, activation, residual, r, per_channel
             torch.testing.assert_close(g, e, **TOLERANCE[dtype], msg=name)
 
 
+@pytest.mark.parametrize("dtype", (torch.float32, torch.float64))
+def test_conv_gradients_match_stock(backend, dtype):
+    # Every geometry of CASES (stride 2, asymmetric and over-wide padding, dilation, 1 / 3 /
+    # odd / >= 32 channels, batch 0) through the x and weight gradients, in both layouts.
+    for x, weight, bias, conv in sample_inputs(backend, dtype):
+        y = F.conv2d(x.requires_grad_(), weight.requires_grad_(), bias, **conv)
+        grad = torch.randn_like(y)
+        expected = torch.autograd.grad(y, (x, weight), grad)
+        for name, xl in list(layouts(x.detach()))[:2]:
+            xl.requires_grad_()
+            with poisoned_outputs():
+                ours = torch.autograd.grad(pyimg.ops.conv2d(xl, weight, bias, **conv),
+                                           (xl, weight), grad)
+            for g, e, what in zip(ours, expected, ("x", "weight"), strict=True):
+                torch.testing.assert_close(g, e, **CONV_TOLERANCE[dtype],
+                                           msg=f"d{what} {tuple(x.shape)} {conv} {name}")
+            assert ours[0].is_contiguous(memory_format=output_memory_format(xl)), name
+
+
+@pytest.mark.parametrize("dtype", LOW_PRECISION)
+def test_low_precision_gradients_at_most_twice_stock_error(backend, dtype):
+    x = torch.randn(2, 16, 6, 7, device=backend, dtype=dtype)
+    weight = torch.randn(8, 16, 3, 3, device=backend, dtype=dtype) / 12
+    def grads(x, weight, fn, conv):
+        x, weight = x.detach().requires_grad_(), weight.detach().requires_grad_()
+        y = fn(x, weight, None, **conv)
+        return torch.autograd.grad(y, (x, weight), torch.ones_like(y))
+
+    for conv in (dict(padding="same", dilation=2), dict(stride=2, padding=1)):
+        reference = grads(x.float(), weight.float(), F.conv2d, conv)
+        stock = grads(x, weight, F.conv2d, conv)
+        ours = grads(x, weight, pyimg.ops.conv2d, conv)
+        for o, s, r in zip(ours, stock, reference, strict=True):
+            assert_lowp_close(o, s, r)
+
+
+def test_gradients_are_the_same_bits_every_run(backend):
+    x = torch.randn(3, 5, 9, 8, device=backend).requires_grad_()
+    weight = torch.randn(16, 5, 3, 3, device=backend).requires_grad_()
+    kw = epilogue(16, backend, x.dtype, "relu")
+
+    def grads():
+        y = pyimg.ops.conv2d(x, weight, None, 1, "same", 2, **kw)
+        return torch.autograd.grad(y, (x, weight), torch.ones_like(y))
+
+    first = grads()
+    for _ in range(2):
+        for a, b in zip(grads(), first, strict=True):
+            assert torch.equal(a, b)
+
+
 def _gradcheck(fn, inputs):
     # Triton's CPU interpreter launches slowly: there, check random projections of the
     # Jacobian (gradcheck's fast mode) instead of every column.
@@ -267,6 +318,20 @@ def test_opcheck_triton_op(param):
                 "prelu", torch.rand(2, device=device).requires_grad_(), 0.01,
                 residual.requires_grad_(), False, 2)
         torch.library.opcheck(torch.ops.pyimg.conv2d_triton.default, args)
+
+
+@pytest.mark.parametrize("param", [p for p in backend_params() if p.values[0][0] == "triton"])
+def test_opcheck_triton_gradient_ops(param):
+    _, device = param
+    weight = torch.randn(4, 3, 3, 2, device=device)
+    x = torch.randn(2, 3, 6, 5, device=device)
+    for xl in (x, x.contiguous(memory_format=torch.channels_last)):
+        for stride, padding in (([1, 1], [1, 1, 0, 1]), ([2, 1], [2, 1, 0, 1])):
+            top, bottom, left, right = padding
+            y = F.conv2d(F.pad(x, (left, right, top, bottom)), weight, None, stride, 0, [1, 2])
+            args = (torch.randn_like(y), xl, weight, stride, padding, [1, 2])
+            torch.library.opcheck(torch.ops.pyimg.conv2d_input_grad_triton.default, args)
+            torch.library.opcheck(torch.ops.pyimg.conv2d_weight_grad_triton.default, args)
 
 
 def test_compile_fullgraph(backend):
