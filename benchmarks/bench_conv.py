@@ -1,7 +1,7 @@
 """conv2d with fused epilogues: pyimg's backends beside the stock op sequence (eager and
 torch.compile), in one run.
 
-    python benchmarks/bench_conv.py [--device cpu|cuda] [--quick] [--out DIR]
+    python benchmarks/bench_conv.py [--device cpu|cuda] [--quick] [--sweep] [--out DIR]
 
 Cases: issue 5's dilated 3x3 grid (256 -> 256 channels on 8x64x64; d = 1, 2, 4, 8; fp16
 channels_last, fp32 NCHW with TF32 as stock's default; conv + BN + ReLU (+ residual) fused
@@ -9,6 +9,12 @@ against stock's three or four kernels) and issue 4's SRResNet convolutions (resi
 convs, the conv -> pixel shuffle x2 -> PReLU upsampler, the final 9x9 64 -> 3). BatchNorm is in
 eval mode: stock runs it, pyimg folds it into the epilogue's scale and shift beforehand.
 Writes conv_<device>.md and .csv to --out (default benchmarks/results) and prints a summary.
+
+--sweep: issue 5's training grid instead (conv_sweep_<device>.md): the plain dilated conv,
+no-grad and forward+backward, NCHW and channels_last, fp32 / TF32 / fp16 / bf16 (CPU: fp32
+on 1x64x64x64), stock under every cudnn.benchmark x cudnn.deterministic setting, pyimg with
+cudnn.deterministic on (its Triton backward is deterministic by construction; its cuda
+backend's convolution is cuDNN's).
 """
 
 import sys
@@ -30,7 +36,7 @@ EAGER, COMPILED = "eager", "compiled"
 # Backends benchmarked per device. Triton on CPU is its interpreter, a test tool, never timed.
 PYIMG_BACKENDS = {"cuda": ("cuda", "triton"), "cpu": ("cpu",)}
 COMPILE_MODE = {"cuda": "max-autotune-no-cudagraphs", "cpu": None}
-SHORT_DTYPE = {torch.float16: "fp16", torch.float32: "fp32"}
+SHORT_DTYPE = {torch.float16: "fp16", torch.bfloat16: "bf16", torch.float32: "fp32"}
 # Epilogues: the stock modules after the conv, and how pyimg.ops.conv2d fuses them.
 EPILOGUES = ("none", "bn+relu", "bn+relu+x", "bn+prelu", "bn+x", "ps2+prelu")
 
@@ -92,6 +98,39 @@ CPU_QUICK_CASES = [
     Case((1, 32, 64, 64), 128, 3, 1, torch.float32, True, "ps2+prelu"),
     Case((1, 32, 128, 128), 3, 9, 1, torch.float32, True),
 ]
+
+
+# The sweep's dtypes as (dtype, TF32 allowed), and the cuDNN settings it times stock under
+# as (benchmark, deterministic); stock's provider under the first is plain "eager".
+SWEEP_DTYPES = ((torch.float32, False), (torch.float32, True), (torch.float16, False),
+                (torch.bfloat16, False))
+CUDNN_SETTINGS = ((True, False), (False, False), (True, True), (False, True))
+
+
+def sweep_cases(device: torch.device) -> list[Case]:
+    if device.type == "cuda":
+        shape, dilations, dtypes = (8, 256, 64, 64), (1, 2, 4, 8), SWEEP_DTYPES
+    else:
+        shape, dilations, dtypes = (1, 64, 64, 64), (1, 4), SWEEP_DTYPES[:1]
+    return [Case(shape, shape[1], 3, d, dtype, channels_last, "none", tf32)
+            for dtype, tf32 in dtypes for channels_last in (False, True) for d in dilations]
+
+
+def cudnn_provider(benchmark: bool, deterministic: bool) -> str:
+    if (benchmark, deterministic) == CUDNN_SETTINGS[0]:
+        return EAGER
+    return f"eager bench={int(benchmark)} det={int(deterministic)}"
+
+
+def with_cudnn(fn, benchmark: bool, deterministic: bool):
+    """fn run under the cuDNN settings (TF32 as the case set it)."""
+    def run(x):
+        cudnn = torch.backends.cudnn
+        with cudnn.flags(enabled=True, benchmark=benchmark, deterministic=deterministic,
+                         allow_tf32=cudnn.allow_tf32):
+            return fn(x)
+
+    return run
 
 
 @dataclass
@@ -185,21 +224,33 @@ def timed_call(fn, x: torch.Tensor, mode: str):
     return lambda: torch.autograd.grad(fn(x), x, grad)
 
 
-def modes_for(case: Case, device: torch.device) -> tuple[str, ...]:
-    # Training (issue 5's target) for the plain dilated convs on the GPU.
-    if device.type == "cuda" and case.epilogue == "none" and case.kernel == 3:
+def modes_for(case: Case, device: torch.device, sweep: bool) -> tuple[str, ...]:
+    # Training (issue 5's target) for the plain dilated convs on the GPU, and in the sweep.
+    if sweep or (device.type == "cuda" and case.epilogue == "none" and case.kernel == 3):
         return ("no-grad", "forward+backward")
     return ("no-grad",)
 
 
-def bench_case(case: Case, device: torch.device, backends, settings):
+def providers_for(case: Case, inputs: Inputs, device: torch.device, backends,
+                  sweep: bool) -> dict:
+    if not sweep:
+        ops = {EAGER: stock(case, inputs), COMPILED: compiled(case, inputs, device)}
+        ops.update({f"pyimg {b}": pyimg_op(b, case, inputs) for b in backends})
+        return ops
+    ops = {cudnn_provider(*flags): with_cudnn(stock(case, inputs), *flags)
+           for flags in CUDNN_SETTINGS}
+    ops.update({f"pyimg {b}": with_cudnn(pyimg_op(b, case, inputs), True, True)
+                for b in backends})
+    return ops
+
+
+def bench_case(case: Case, device: torch.device, backends, settings, sweep: bool = False):
     inputs = make_inputs(case, device)
-    ops = {EAGER: stock(case, inputs), COMPILED: compiled(case, inputs, device)}
-    ops.update({f"pyimg {b}": pyimg_op(b, case, inputs) for b in backends})
+    ops = providers_for(case, inputs, device, backends, sweep)
     torch.backends.cudnn.allow_tf32 = case.tf32  # stock's default for fp32; ours follows it
     results = []
     for provider, fn in ops.items():
-        for mode in modes_for(case, device):
+        for mode in modes_for(case, device, sweep):
             results.append(timing.measure(
                 case.name, provider, mode, case.bytes_moved(),
                 lambda fn=fn, mode=mode: timing.time_on(device, timed_call(fn, inputs.x, mode),
@@ -238,25 +289,31 @@ def summary_table(rows, providers) -> str:
     return timing.markdown_table(["case", "mode", *providers], lines)
 
 
-def write_report(out: Path, quick: bool, env, device, backends, skipped, results, flops) -> str:
+def write_report(out: Path, op: str, quick: bool, env, device, backends, skipped, results,
+                 flops) -> str:
     rows = rows_with_rates(results, flops)
-    providers = [EAGER, COMPILED, *(f"pyimg {b}" for b in backends)]
+    providers = list(dict.fromkeys(r.provider for r in results))
     summary = summary_table(rows, providers)
     notes = [
         f"compiled: torch.compile(mode={COMPILE_MODE[device.type] or 'default'!r}, "
-        "dynamic=False) of the stock sequence. eager: the stock ops one after another.",
+        "dynamic=False) of the stock sequence. eager: the stock ops one after another"
+        + (", cudnn.benchmark on" if device.type == "cuda" else "") + ". eager bench=B det=D: "
+        "eager under cudnn.benchmark=B, cudnn.deterministic=D.",
         "Cells: p50 us (TFLOP/s of the convolution, x = speedup over eager; above 1 is "
         "faster). Times are p20/p50/p80 of many calls (GPU: CUDA events, L2 flushed; CPU: "
         "wall clock). /TF32 cases allow TF32 (stock's default for convolutions; pyimg's Triton "
         "kernel follows the same flag, torch.backends.cudnn.allow_tf32); others do not.",
     ]
-    timing.write_report(out, OP, quick, env, skipped, notes, "p50 us (TFLOP/s, x eager)",
+    timing.write_report(out, op, quick, env, skipped, notes, "p50 us (TFLOP/s, x eager)",
                         summary, rows, (EAGER, COMPILED))
     return summary
 
 
 def main() -> int:
-    args = timing.argument_parser(__doc__.split("\n\n")[0]).parse_args()
+    parser = timing.argument_parser(__doc__.split("\n\n")[0])
+    parser.add_argument("--sweep", action="store_true",
+                        help="the training grid over cuDNN settings, layouts and dtypes")
+    args = parser.parse_args()
 
     device = torch.device(args.device)
     if device.type == "cuda":
@@ -264,6 +321,9 @@ def main() -> int:
         cases = GPU_QUICK_CASES if args.quick else GPU_CASES
     else:
         cases = CPU_QUICK_CASES if args.quick else CPU_CASES
+    if args.sweep:
+        cases = sweep_cases(device)
+    op = f"{OP}_sweep" if args.sweep else OP
     settings = timing.QUICK if args.quick else timing.Settings()
     backends, skipped = timing.pyimg_backends(PYIMG_BACKENDS[device.type], device)
     env = timing.environment(device)
@@ -273,12 +333,12 @@ def main() -> int:
     for case in cases:
         print(f"-- {case.name}", flush=True)
         flops[case.name] = case.flops()
-        results += bench_case(case, device, backends, settings)
+        results += bench_case(case, device, backends, settings, args.sweep)
         if device.type == "cuda":
             torch.cuda.empty_cache()
-        summary = write_report(args.out, args.quick, env, device, backends, skipped, results,
-                               flops)
-    return timing.finish(args.out, OP, env, summary, results)
+        summary = write_report(args.out, op, args.quick, env, device, backends, skipped,
+                               results, flops)
+    return timing.finish(args.out, op, env, summary, results)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,8 @@
 #                         the whole run stays within a 10-minute slot even when a step hangs.
 #                         For full benchmark runs, give each op its own call:
 #                         BENCH_OPS=conv BENCH_FLAGS= LIMIT_BENCHMARK_S=400 bash scripts/gpu_check.sh
+#                         and issue 5's training grid over cuDNN settings, layouts and dtypes:
+#                         BENCH_OPS=conv BENCH_FLAGS=--sweep LIMIT_BENCHMARK_S=400 ...
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
