@@ -89,7 +89,10 @@ def _load_input_tile(x_ptr, x_base, ih0, iw0, m_ok, k0, C_in, H, W, KW, taps, cb
     return a, b
 
 
-@triton.autotune(configs=_CONFIGS, key=["C_in", "C_out", "KH", "KW", "SMALL_C", "PRECISION"])
+# Tuned per problem: the pixel count and x's layout change the best tile as much as the
+# channel counts do (the dtypes are part of every autotune key).
+@triton.autotune(configs=_CONFIGS, key=["N", "OH", "OW", "C_in", "C_out", "KH", "KW", "SMALL_C",
+                                        "PRECISION", "X_CHANNELS_LAST"])
 @triton.jit
 def _conv2d_kernel(
     out_ptr,  # (N, C_out / R^2, OH*R, OW*R), any strides
@@ -109,6 +112,7 @@ def _conv2d_kernel(
     ACT: tl.constexpr, ALPHA_PER_CHANNEL: tl.constexpr,
     HAS_RESIDUAL: tl.constexpr, ADD_BEFORE_ACT: tl.constexpr,
     SMALL_C: tl.constexpr,
+    X_CHANNELS_LAST: tl.constexpr,  # x.stride(1) == 1: a tuning key only
     PRECISION: tl.constexpr,  # tl.dot input_precision: "ieee" (exact float32) or "tf32"
     DOT_IN_FP32: tl.constexpr,  # bfloat16 under the interpreter, whose bf16 tl.dot is wrong
     ACC: tl.constexpr,  # accumulator dtype: tl.float32 or tl.float64
@@ -236,7 +240,7 @@ def conv2d(x, weight, bias, stride, padding, dilation, scale, shift, activation,
         HAS_SHIFT=shift is not None, ACT=ACTIVATIONS.index(activation),
         ALPHA_PER_CHANNEL=prelu_weight is not None and prelu_weight.numel() > 1,
         HAS_RESIDUAL=residual is not None, ADD_BEFORE_ACT=add_before_activation,
-        SMALL_C=small_c, PRECISION=_dot_precision(x),
+        SMALL_C=small_c, X_CHANNELS_LAST=x.stride(1) == 1, PRECISION=_dot_precision(x),
         DOT_IN_FP32=_INTERPRET and x.dtype == torch.bfloat16,
         ACC=tl.float64 if acc == torch.float64 else tl.float32,
     )
