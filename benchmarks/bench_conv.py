@@ -6,8 +6,9 @@ torch.compile), in one run.
 Cases: issue 5's dilated 3x3 grid (256 -> 256 channels on 8x64x64; d = 1, 2, 4, 8; fp16
 channels_last, fp32 NCHW with TF32 as stock's default; conv + BN + ReLU (+ residual) fused
 against stock's three or four kernels) and issue 4's SRResNet convolutions (residual-block
-convs, the conv -> pixel shuffle x2 -> PReLU upsampler, the final 9x9 64 -> 3). BatchNorm is in
-eval mode: stock runs it, pyimg folds it into the epilogue's scale and shift beforehand.
+convs, the conv -> pixel shuffle x2 -> PReLU upsampler, the final 9x9 64 -> 3), and depthwise
+3x3 convs + BN + ReLU (groups = C, d = 1 and 4). BatchNorm is in eval mode: stock runs it,
+pyimg folds it into the epilogue's scale and shift beforehand.
 Writes conv_<device>.md and .csv to --out (default benchmarks/results) and prints a summary.
 
 --sweep: issue 5's training grid instead (conv_sweep_<device>.md): the plain dilated conv,
@@ -51,23 +52,25 @@ class Case:
     channels_last: bool
     epilogue: str = "none"
     tf32: bool = False  # float32 with TF32 allowed: stock's default for convolutions on GPUs
+    groups: int = 1  # C_in: depthwise
 
     @property
     def name(self) -> str:
         layout = "CL" if self.channels_last else "NCHW"
         dtype = SHORT_DTYPE[self.dtype] + ("/TF32" if self.tf32 else "")
-        return (f"{'x'.join(map(str, self.shape))}->{self.c_out} k{self.kernel} "
+        kind = " depthwise" if self.groups > 1 else ""
+        return (f"{'x'.join(map(str, self.shape))}->{self.c_out}{kind} k{self.kernel} "
                 f"d{self.dilation} {self.epilogue} {dtype} {layout}")
 
     def flops(self) -> int:
         n, c, h, w = self.shape  # 'same' padding: the output is H x W
-        return 2 * n * h * w * self.c_out * c * self.kernel**2
+        return 2 * n * h * w * self.c_out * (c // self.groups) * self.kernel**2
 
     def bytes_moved(self) -> int:
         n, c, h, w = self.shape
         residual = self.epilogue.endswith("x")
         return (n * (c * (1 + residual) + self.c_out) * h * w
-                + self.c_out * c * self.kernel**2) * self.dtype.itemsize
+                + self.c_out * (c // self.groups) * self.kernel**2) * self.dtype.itemsize
 
 
 def _dilated_grid(dtype, channels_last, epilogues=("none",), shape=(8, 256, 64, 64),
@@ -83,13 +86,17 @@ GPU_CASES = [
     Case((1, 64, 270, 480), 64, 3, 1, torch.float16, True, "bn+x"),
     Case((1, 64, 270, 480), 256, 3, 1, torch.float16, True, "ps2+prelu"),
     Case((1, 64, 1080, 1920), 3, 9, 1, torch.float16, True),
+    *(Case((8, 256, 64, 64), 256, 3, d, dtype, cl, "bn+relu", groups=256)
+      for dtype, cl in ((torch.float16, True), (torch.float32, False)) for d in (1, 4)),
 ]
-GPU_QUICK_CASES = [GPU_CASES[1], GPU_CASES[9], *GPU_CASES[-3:]]
+GPU_QUICK_CASES = [GPU_CASES[i] for i in (1, 9, 17, 18, 19, 21)]
 CPU_CASES = [
     *_dilated_grid(torch.float32, False, ("none", "bn+relu", "bn+relu+x"), (1, 256, 64, 64)),
     Case((1, 64, 135, 240), 64, 3, 1, torch.float32, True, "bn+prelu"),
     Case((1, 64, 135, 240), 256, 3, 1, torch.float32, True, "ps2+prelu"),
     Case((1, 64, 270, 480), 3, 9, 1, torch.float32, True),
+    *(Case((8, 256, 64, 64), 256, 3, d, torch.float32, cl, "bn+relu", groups=256)
+      for cl in (False, True) for d in (1, 4)),
 ]
 CPU_QUICK_CASES = [
     *(Case((1, 64, 64, 64), 64, 3, d, torch.float32, False, e)
@@ -97,6 +104,7 @@ CPU_QUICK_CASES = [
     Case((1, 32, 64, 64), 32, 3, 1, torch.float32, True, "bn+x"),
     Case((1, 32, 64, 64), 128, 3, 1, torch.float32, True, "ps2+prelu"),
     Case((1, 32, 128, 128), 3, 9, 1, torch.float32, True),
+    Case((8, 64, 64, 64), 64, 3, 4, torch.float32, False, "bn+relu", groups=64),
 ]
 
 
@@ -148,9 +156,10 @@ def make_inputs(case: Case, device: torch.device) -> Inputs:
     def rand(*shape, scale=1.0):
         return torch.randn(shape, generator=g, device=device, dtype=case.dtype) * scale
 
-    fan_in = case.shape[1] * case.kernel**2
+    fan_in = case.shape[1] // case.groups * case.kernel**2
     x = rand(*case.shape)
-    weight = rand(case.c_out, case.shape[1], case.kernel, case.kernel, scale=fan_in**-0.5)
+    weight = rand(case.c_out, case.shape[1] // case.groups, case.kernel, case.kernel,
+                  scale=fan_in**-0.5)
     if case.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
         weight = weight.contiguous(memory_format=torch.channels_last)
@@ -167,7 +176,7 @@ def stock(case: Case, inputs: Inputs) -> Callable[[torch.Tensor], torch.Tensor]:
     d, e = case.dilation, case.epilogue
 
     def run(x):
-        y = F.conv2d(x, w, b, 1, "same", d)
+        y = F.conv2d(x, w, b, 1, "same", d, case.groups)
         if e.startswith("bn"):
             y = F.batch_norm(y, mean, var, gamma, beta, False)
         if e == "bn+relu+x":
@@ -206,8 +215,8 @@ def pyimg_op(backend: str, case: Case, inputs: Inputs) -> Callable[[torch.Tensor
         with pyimg.use_backend(backend):
             residual = x if e.endswith("x") else None
             return pyimg.ops.conv2d(x, inputs.weight, inputs.bias, 1, "same", case.dilation,
-                                    residual=residual, add_before_activation=e == "bn+relu+x",
-                                    **kw)
+                                    case.groups, residual=residual,
+                                    add_before_activation=e == "bn+relu+x", **kw)
 
     return run
 
