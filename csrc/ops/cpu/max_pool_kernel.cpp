@@ -17,7 +17,6 @@
 #include <limits>
 #include <vector>
 
-#include "ops/cpu/huge_pages.h"
 #include "ops/max_pool.h"
 #include "ops/pixel_shuffle.h"
 #include "ops/strides.h"
@@ -658,8 +657,6 @@ std::tuple<at::Tensor, at::Tensor> max_pool2d_with_indices_cpu(
                                     compact, "max_pool2d_with_indices");
   at::Tensor out = empty_planes(x, g.PH, g.PW, x.scalar_type());
   at::Tensor indices = empty_planes(x, g.PH, g.PW, compact ? at::kByte : at::kLong);
-  advise_huge_pages(out);
-  advise_huge_pages(indices);
   // pool_channels_last's int32 marks need H * W < 2^31.
   const bool by_channels = is_channels_last(out) && g.H * g.W < std::numeric_limits<int32_t>::max();
   PYIMG_DISPATCH_POOL(x.scalar_type(), compact, "max_pool2d_with_indices_cpu", [&] {
@@ -681,7 +678,6 @@ at::Tensor max_pool2d_with_indices_backward_cpu(const at::Tensor& grad_out,
   const PoolGeometry g = check_pool_backward(grad_out, indices, input_size, kernel_size, stride,
                                              padding, dilation, compact);
   at::Tensor grad_x = empty_planes(grad_out, g.H, g.W, grad_out.scalar_type());
-  advise_huge_pages(grad_x);
   PYIMG_DISPATCH_POOL(grad_out.scalar_type(), compact, "max_pool2d_with_indices_backward_cpu",
                       [&] { pool_backward<scalar_t, index_t>(grad_out, indices, g, grad_x); });
   return grad_x;
@@ -697,7 +693,6 @@ at::Tensor max_unpool2d_cpu(const at::Tensor& x, const at::Tensor& indices,
   const PoolGeometry g = check_unpool(x, indices, kernel_size, stride, padding, output_size,
                                       compact, "max_unpool2d");
   at::Tensor out = empty_planes(x, g.H, g.W, x.scalar_type());
-  advise_huge_pages(out);
   // int32 window offsets (unpool_disjoint_channels_last) need kh * W < 2^31.
   if (g.sh >= g.kh && g.sw >= g.kw && out.numel() > 0 && g.windows_meet_plane() &&
       g.kh * g.W < std::numeric_limits<int32_t>::max()) {
@@ -730,7 +725,6 @@ at::Tensor max_unpool2d_backward_cpu(const at::Tensor& grad_out, const at::Tenso
     return unpool_scatter_backward(grad_out, x, indices, g);
   }
   at::Tensor grad_x = empty_planes(x, x.size(2), x.size(3), x.scalar_type());
-  advise_huge_pages(grad_x);
   PYIMG_DISPATCH_POOL(x.scalar_type(), compact, "max_unpool2d_backward_cpu",
                       [&] { unpool_backward<scalar_t, index_t>(grad_out, x, indices, g, grad_x); });
   return grad_x;

@@ -13,7 +13,6 @@
 #include <type_traits>
 #include <vector>
 
-#include "ops/cpu/huge_pages.h"
 #include "ops/pixel_shuffle.h"
 #include "ops/strides.h"
 
@@ -254,7 +253,6 @@ at::Tensor pixel_shuffle_cpu(const at::Tensor& x, int64_t r, const std::optional
                              double negative_slope) {
   auto [epilogue, out] = prepare_shuffle(x, r, bias, activation, weight, negative_slope);
   if (out.numel() == 0) return out;
-  advise_huge_pages(out);
   // libm's scalar tanh and exp cost more than a second pass of ATen's vectorized ones.
   const Activation transcendental = epilogue.act;
   const bool second_pass =
@@ -275,7 +273,6 @@ at::Tensor pixel_shuffle_cpu(const at::Tensor& x, int64_t r, const std::optional
 at::Tensor pixel_unshuffle_cpu(const at::Tensor& x, int64_t r) {
   at::Tensor out = prepare_unshuffle(x, r);
   if (out.numel() == 0) return out;
-  advise_huge_pages(out);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "pixel_unshuffle_cpu",
                                   [&] { unshuffle<scalar_t, false>(x, x, r, FusedEpilogue{}, out); });
   return out;
@@ -289,7 +286,6 @@ at::Tensor pixel_shuffle_backward_cpu(const at::Tensor& grad_out, const at::Tens
   auto [epilogue, out] =
       prepare_shuffle_backward(grad_out, x, r, bias, activation, weight, negative_slope);
   if (out.numel() == 0) return out;
-  advise_huge_pages(out);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(),
                                   "pixel_shuffle_backward_cpu",
                                   [&] { unshuffle<scalar_t, true>(grad_out, x, r, epilogue, out); });
