@@ -19,10 +19,6 @@
 #include <type_traits>
 #include <vector>
 
-#ifdef __linux__
-#include <sys/mman.h>
-#endif
-
 #include "ops/activation.h"
 #include "ops/batch_norm.h"
 #include "ops/pixel_shuffle.h"
@@ -195,20 +191,8 @@ void for_each_element(const at::Tensor& x, const Tables<Acc>& t, T* out, const F
   });
 }
 
-// A freshly allocated output of tens of MB is mapped page by page on first touch, and on a
-// small host those 4 KiB page faults cost three times the elementwise pass itself. Asking for
-// transparent huge pages on the untouched buffer (what THP_MEM_ALLOC_ENABLE=1 does for every
-// torch allocation) cuts the faults 512-fold. Advice only: without THP it changes nothing.
 at::Tensor empty_output(const at::Tensor& x) {
-  at::Tensor out = at::empty(x.sizes(), x.options().memory_format(output_memory_format(x)));
-#ifdef __linux__
-  constexpr std::uintptr_t kHuge = std::uintptr_t{1} << 21;
-  const auto begin = reinterpret_cast<std::uintptr_t>(out.mutable_data_ptr());
-  const std::uintptr_t first = (begin + kHuge - 1) & ~(kHuge - 1);
-  const std::uintptr_t last = (begin + out.nbytes()) & ~(kHuge - 1);
-  if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE);
-#endif
-  return out;
+  return at::empty(x.sizes(), x.options().memory_format(output_memory_format(x)));
 }
 
 template <typename T, bool kResidual>

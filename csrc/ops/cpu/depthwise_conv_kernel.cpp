@@ -14,7 +14,6 @@
 #include <type_traits>
 #include <vector>
 
-#include "ops/cpu/huge_pages.h"
 #include "ops/depthwise_conv.h"
 
 namespace pyimg {
@@ -203,7 +202,6 @@ at::Tensor depthwise_conv2d_cpu(const at::Tensor& x, const at::Tensor& weight,
       prepare_depthwise(x, weight, bias, stride, padding, dilation, scale, shift, activation,
                         prelu_weight, negative_slope, residual, add_before_activation);
   if (call.out.numel() == 0) return call.out;
-  advise_huge_pages(call.out);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(),
                                   "depthwise_conv2d_cpu", [&] {
                                     if (call.channels_last) {
