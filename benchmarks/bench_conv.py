@@ -91,6 +91,8 @@ GPU_CASES = [
 ]
 GPU_QUICK_CASES = [GPU_CASES[i] for i in (1, 9, 17, 18, 19, 21)]
 CPU_CASES = [
+    # ../shared/anchors.md's CPU conv: 64 -> 64 on 4x64x64, d = 2.
+    *(Case((4, 64, 64, 64), 64, 3, 2, torch.float32, False, e) for e in ("none", "bn+relu")),
     *_dilated_grid(torch.float32, False, ("none", "bn+relu", "bn+relu+x"), (1, 256, 64, 64)),
     Case((1, 64, 135, 240), 64, 3, 1, torch.float32, True, "bn+prelu"),
     Case((1, 64, 135, 240), 256, 3, 1, torch.float32, True, "ps2+prelu"),

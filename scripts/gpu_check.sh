@@ -29,7 +29,7 @@ mkdir -p "$OUT"
 export PYIMG_CUDA=1
 export TORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-9.0}"
 export PYTHONUNBUFFERED=1
-SANITIZER_K="${SANITIZER_K:-exact_permutation or gradients_match or matches_stock or every_epilogue}"
+SANITIZER_K="${SANITIZER_K:-exact_permutation or gradients_match or matches_stock or every_epilogue or across_geometries}"
 BENCH_OPS="${BENCH_OPS:-pixel_shuffle max_pool batch_norm conv}"
 BENCH_FLAGS="${BENCH_FLAGS---quick}"
 
