@@ -106,16 +106,41 @@ auto store_for(const DepthwiseCall& call) {
   return with_act(std::integral_constant<Residual, Residual::kAfter>{});
 }
 
+// A call's inputs and its output with the epilogue that writes it, for a kernel storing rows
+// of one channel (kPerElement false) or channels_last pixels (true).
+template <typename T, bool kPerElement>
+struct Operands {
+  using Acc = at::opmath_type<T>;
+
+  const T* x;
+  const Acc* taps;
+  const T* residual;
+  T* out;
+  ChannelTables<Acc> tables;
+  void (*store_fn)(T*, const Acc*, const T*, int64_t, int64_t, const ChannelTables<Acc>&);
+
+  explicit Operands(const DepthwiseCall& call)
+      : x(call.x.const_data_ptr<T>()),
+        taps(call.taps.const_data_ptr<Acc>()),
+        residual(call.residual.defined() ? call.residual.const_data_ptr<T>() : nullptr),
+        out(call.out.mutable_data_ptr<T>()),
+        tables(call),
+        store_fn(store_for<kPerElement, T, Acc>(call)) {}
+
+  // Output elements [offset, offset + len) from their conv sums acc.
+  void store(int64_t offset, const Acc* acc, int64_t len, int64_t co) const {
+    store_fn(out + offset, acc, residual != nullptr ? residual + offset : nullptr, len, co,
+             tables);
+  }
+};
+
 template <typename T>
 void depthwise_rows(const DepthwiseCall& call) {
   using Acc = at::opmath_type<T>;
   const DepthwiseGeometry g = call.g;
-  const T* x = call.x.const_data_ptr<T>();
-  const Acc* taps = call.taps.const_data_ptr<Acc>();
-  const T* res = call.residual.defined() ? call.residual.const_data_ptr<T>() : nullptr;
-  T* out = call.out.mutable_data_ptr<T>();
-  const ChannelTables<Acc> tables(call);
-  const auto store_row = store_for<false, T, Acc>(call);
+  const Operands<T, false> op(call);
+  const T* x = op.x;
+  const Acc* taps = op.taps;
   std::vector<ColumnRange> columns(g.KW);
   for (int64_t kw = 0; kw < g.KW; ++kw) {
     columns[kw] = valid_columns(kw * g.dw - g.pad_left, g.sw, g.W, g.OW);
@@ -145,8 +170,7 @@ void depthwise_rows(const DepthwiseCall& call) {
           }
         }
       }
-      store_row(out + unit * g.OW, acc, res != nullptr ? res + unit * g.OW : nullptr, g.OW, co,
-                tables);
+      op.store(unit * g.OW, acc, g.OW, co);
     }
   });
 }
@@ -155,12 +179,9 @@ template <typename T>
 void depthwise_channels_last(const DepthwiseCall& call) {
   using Acc = at::opmath_type<T>;
   const DepthwiseGeometry g = call.g;
-  const T* x = call.x.const_data_ptr<T>();
-  const Acc* taps = call.taps.const_data_ptr<Acc>();
-  const T* res = call.residual.defined() ? call.residual.const_data_ptr<T>() : nullptr;
-  T* out = call.out.mutable_data_ptr<T>();
-  const ChannelTables<Acc> tables(call);
-  const auto store_pixel = store_for<true, T, Acc>(call);
+  const Operands<T, true> op(call);
+  const T* x = op.x;
+  const Acc* taps = op.taps;
   const int64_t pixels = g.N * g.OH * g.OW, C_out = g.C_out, m = g.multiplier;
   at::parallel_for(0, pixels, grain_for(C_out * g.KH * g.KW), [&](int64_t begin, int64_t end) {
     std::vector<Acc> buffer(C_out);
@@ -183,8 +204,7 @@ void depthwise_channels_last(const DepthwiseCall& call) {
           }
         }
       }
-      store_pixel(out + p * C_out, acc, res != nullptr ? res + p * C_out : nullptr, C_out, 0,
-                  tables);
+      op.store(p * C_out, acc, C_out, 0);
     }
   });
 }
