@@ -5,7 +5,9 @@ indices) beside stock PyTorch, with a clone of the op's output as the roofline, 
 
 Writes max_pool_<device>.md and .csv to --out (default benchmarks/results) and prints the
 summary table. Shapes: SegNet's 2x2 / 2 pool and its unpool (Badrinarayanan et al. 2017);
-"(8,64,128,128)" names the pool's input and the unpool's output.
+"(8,64,128,128)" names the pool's input and the unpool's output. Cases: pool, unpool, the
+pool -> unpool pair (also as torch.compile of the stock pair), and the unpool's backward
+alone (the gradient of its input, from a graph built once).
 
 On the CPU a fresh 32 MB output (the unpool's, and the clone's) comes from mmap on every call,
 and faulting its pages in costs more than the op itself on a small VM; --reuse-memory sets
@@ -33,7 +35,7 @@ PYIMG_BACKENDS = {"cuda": ("cuda", "triton"), "cpu": ("cpu",)}
 
 @dataclass(frozen=True)
 class Case:
-    op: str  # "pool" or "unpool"
+    op: str  # "pool", "unpool", "pair" (pool, then unpool) or "unpool backward"
     shape: tuple[int, int, int, int]  # the full-resolution tensor (pool in, unpool out)
     dtype: torch.dtype
     channels_last: bool
@@ -44,18 +46,28 @@ class Case:
         return f"{self.op} {'x'.join(map(str, self.shape))} {str(self.dtype)[6:]} {layout}"
 
     def bytes_moved(self, compact: bool) -> int:
-        """Full tensor read (pool) or written (unpool), plus the pooled values and indices."""
+        """Full tensor read (pool) or written (unpool; its gradient read by the backward),
+        plus the pooled values and indices; twice that for the pair."""
         n, c, h, w = self.shape
         full = n * c * h * w * self.dtype.itemsize
         pooled = full // 4
         indices = n * c * h * w // 4 * (1 if compact else 8)
-        return full + pooled + indices
+        return (2 if self.op == "pair" else 1) * (full + pooled + indices)
 
 
-CPU_CASES = [Case(op, (8, 64, 128, 128), torch.float32, cl)
-             for op in ("pool", "unpool") for cl in (False, True)]
-GPU_CASES = [Case(op, (8, 64, 256, 256), dtype, cl) for op in ("pool", "unpool")
-             for dtype in (torch.float32, torch.float16) for cl in (False, True)]
+CPU_CASES = [
+    *(Case(op, (8, 64, 128, 128), torch.float32, cl)
+      for op in ("pool", "unpool") for cl in (False, True)),
+    Case("pair", (8, 64, 128, 128), torch.float32, False),
+    Case("unpool backward", (8, 64, 128, 128), torch.float32, False),
+]
+GPU_CASES = [
+    *(Case(op, (8, 64, 256, 256), dtype, cl) for op in ("pool", "unpool", "pair")
+      for dtype in (torch.float32, torch.float16) for cl in (False, True)),
+    Case("unpool", (8, 512, 32, 32), torch.float32, False),
+    *(Case("unpool backward", (8, 64, 256, 256), dtype, False)
+      for dtype in (torch.float32, torch.float16)),
+]
 
 
 def bench_case(case: Case, device: torch.device, backends, settings) -> list[timing.Result]:
@@ -65,30 +77,64 @@ def bench_case(case: Case, device: torch.device, backends, settings) -> list[tim
     y, flat = F.max_pool2d(x, 2, 2, return_indices=True)
     _, taps = pyimg.ops.max_pool2d_with_indices(x, 2, 2, compact=True)
 
-    def stock():
-        if case.op == "pool":
-            return F.max_pool2d(x, 2, 2, return_indices=True)
-        return F.max_unpool2d(y, flat, 2, 2)
+    def stock_pair(x):
+        pooled, indices = F.max_pool2d(x, 2, 2, return_indices=True)
+        return F.max_unpool2d(pooled, indices, 2, 2)
+
+    def ours_pair(x, compact):
+        pooled, indices = pyimg.ops.max_pool2d_with_indices(x, 2, 2, compact=compact)
+        return pyimg.ops.max_unpool2d(pooled, indices, 2, 2)
+
+    def unpool_backward(unpool, indices):
+        y_leaf = y.detach().requires_grad_()
+        out = unpool(y_leaf, indices)
+        grad = torch.randn_like(out)
+        return lambda: torch.autograd.grad(out, y_leaf, grad, retain_graph=True)
+
+    stock_ops = {
+        "pool": lambda: F.max_pool2d(x, 2, 2, return_indices=True),
+        "unpool": lambda: F.max_unpool2d(y, flat, 2, 2),
+        "pair": lambda: stock_pair(x),
+        "unpool backward": lambda: unpool_backward(
+            lambda v, i: F.max_unpool2d(v, i, 2, 2), flat),
+    }
 
     def ours(backend: str, compact: bool):
+        indices = taps if compact else flat
+
         def run():
             with pyimg.use_backend(backend):
                 if case.op == "pool":
                     return pyimg.ops.max_pool2d_with_indices(x, 2, 2, compact=compact)
-                return pyimg.ops.max_unpool2d(y, taps if compact else flat, 2, 2)
+                if case.op == "pair":
+                    return ours_pair(x, compact)
+                return pyimg.ops.max_unpool2d(y, indices, 2, 2)
 
-        return run
+        if case.op != "unpool backward":
+            return run
+        with pyimg.use_backend(backend):
+            return unpool_backward(lambda v, i: pyimg.ops.max_unpool2d(v, i, 2, 2), indices)
 
+    stock = stock_ops[case.op]
+    if case.op == "unpool backward":
+        stock = stock()
+    mode = "backward" if case.op == "unpool backward" else "forward"
     copy_bytes = 2 * x.numel() * x.element_size()
     results = [timing.measure(case.name, timing.ROOFLINE, "copy", copy_bytes,
                               lambda: timing.time_on(device, x.clone, settings)),
-               timing.measure(case.name, "stock", "forward", case.bytes_moved(False),
+               timing.measure(case.name, "stock", mode, case.bytes_moved(False),
                               lambda: timing.time_on(device, stock, settings))]
+    if case.op == "pair":
+        torch._dynamo.reset()
+        compiled = torch.compile(stock_pair, dynamic=False)
+        results.append(timing.measure(case.name, "compiled", mode, case.bytes_moved(False),
+                                      lambda: timing.time_on(device, lambda: compiled(x),
+                                                             settings)))
     for backend in backends:
         for compact in (False, True):
             provider = f"pyimg {backend}{' compact' if compact else ''}"
             results.append(timing.measure(
-                case.name, provider, "forward", case.bytes_moved(compact),
+                case.name, provider, mode, case.bytes_moved(compact),
                 lambda b=backend, c=compact: timing.time_on(device, ours(b, c), settings)))
     return results
 
@@ -119,7 +165,7 @@ def main() -> None:
         results += bench_case(case, device, backends, settings)
     env = timing.environment(device)
     rows = timing.derived(results, ("stock",))
-    providers = [timing.ROOFLINE, "stock",
+    providers = [timing.ROOFLINE, "stock", "compiled",
                  *(f"pyimg {b}{s}" for b in backends for s in ("", " compact"))]
     summary = timing.summary_table(rows, providers)
     op = f"{OP}_reuse_memory" if args.reuse_memory else OP

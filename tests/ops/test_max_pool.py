@@ -269,6 +269,28 @@ def test_bad_indices_raise_and_write_nothing_out_of_bounds(backend):
             unpool(y, ic, 3, 2, 1, output_size=(4, 4))
 
 
+def test_unpool_backward_checks_indices(backend):
+    # The backward reads the gradient where each index points: a bad one must raise, and one
+    # outside its window (in the plane) takes the scatter rule's gradient, on the disjoint
+    # windows' fast path too.
+    name = pyimg._backend.forced()
+    if name == "cuda":
+        pytest.skip("the CUDA kernels assert on the device: test_cuda_bad_index_asserts")
+    op = backend_op(name, "max_unpool2d_backward")
+    y = torch.randn(1, 2, 2, 2, device=backend)
+    grad = torch.randn(1, 2, 4, 4, device=backend)
+    for bad in (16, -1, 1 << 40):
+        i = torch.zeros(1, 2, 2, 2, dtype=torch.long, device=backend)
+        i[0, 1, 1, 0] = bad
+        with pytest.raises(RuntimeError, match="invalid max index"):
+            op(grad, y, i, [2, 2], [2, 2], [0, 0], False)
+    i = torch.tensor([[[[0, 2], [8, 10]], [[5, 5], [15, 0]]]], device=backend)
+    expected = grad.flatten(2).gather(2, i.flatten(2)).view_as(y)
+    expected[0, 1, 0, 1] = 0.0  # position 5 is named twice; the first of equal values wins
+    y[0, 1, 0, 1] = y[0, 1, 0, 0]
+    assert torch.equal(op(grad, y, i, [2, 2], [2, 2], [0, 0], False), expected)
+
+
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 @pytest.mark.parametrize("index", ["16", "-1", "1 << 40"])
