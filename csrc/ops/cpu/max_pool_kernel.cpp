@@ -638,63 +638,48 @@ void unpool_backward(const at::Tensor& grad_out, const at::Tensor& x, const at::
   });
 }
 
-// The unpool's backward for disjoint windows (stride >= kernel), checking the indices in the
-// same pass: no two in-window indices can name one position, so each value's gradient is a
-// plain gather of the position its index names. Returns what the indices were; unless all
-// were in their windows, grad_x is to be discarded (an invalid index reads element 0).
+// The unpool's backward for disjoint windows (stride >= kernel): no two in-window indices can
+// name one position, so each value's gradient is a plain gather at the position
+// window_targets finds for it (vectorized, branch-free: which tap holds a window's maximum is
+// random, and a per-value search mispredicted half the time, 7x slower). Returns whether
+// every index lay in its window; if not, grad_x is to be discarded and the caller validates.
 template <typename T, typename I>
-IndexCheck unpool_backward_disjoint(const at::Tensor& grad_out, const at::Tensor& indices,
-                                    const PoolGeometry& g, at::Tensor& grad_x) {
+bool unpool_backward_disjoint(const at::Tensor& grad_out, const at::Tensor& indices,
+                              const PoolGeometry& g, at::Tensor& grad_x) {
   const T* gsrc = grad_out.const_data_ptr<T>();
   const I* isrc = indices.const_data_ptr<I>();
   T* dst = grad_x.mutable_data_ptr<T>();
   const Strides4 sg = strides_of(grad_out), si = strides_of(indices), so = strides_of(grad_x);
-  constexpr bool kCompact = std::is_same_v<I, uint8_t>;
-  const int64_t C = indices.size(1), H = g.H, W = g.W, kh = g.kh, kw = g.kw, PW = g.PW;
+  const int64_t C = indices.size(1), W = g.W, PW = g.PW;
+  // A contiguous plane is addressed by the position itself, without a division.
   const bool contiguous_plane = sg.w == 1 && sg.h == W;
-  std::atomic<int> worst{static_cast<int>(IndexCheck::kInWindow)};
+  const DisjointBands b(g);
+  std::atomic<bool> all_in_window{true};
   parallel_for(0, indices.size(0) * C * g.PH, grain_rows(PW), [&](int64_t begin, int64_t end) {
-    bool outside_plane = false, outside_window = false;
+    int64_t* target = scratch<int64_t, 0>(PW);
+    bool missed = false;
     for (int64_t row = begin; row < end; ++row) {
       const int64_t ph = row % g.PH, c = row / g.PH % C, n = row / (g.PH * C);
+      const int64_t h0 = ph * g.sh - g.pad_h;
+      const Window win{g, h0, std::max<int64_t>(h0, 0), std::min(h0 + g.kh, g.H),
+                       b.col_lo.data(), b.col_hi.data()};
       const I* ip = isrc + n * si.n + c * si.c + ph * si.h;
+      if (si.w == 1) {
+        window_targets(ip, One{}, win, target, PW);
+      } else {
+        window_targets(ip, si.w, win, target, PW);
+      }
       const T* plane = gsrc + n * sg.n + c * sg.c;
       T* o = dst + n * so.n + c * so.c + ph * so.h;
-      const int64_t h0 = ph * g.sh - g.pad_h;
       for (int64_t pw = 0; pw < PW; ++pw) {
-        const int64_t idx = static_cast<int64_t>(ip[pw * si.w]), w0 = pw * g.sw - g.pad_w;
-        int64_t offset = 0;
-        bool in_plane, in_window = false;
-        if constexpr (kCompact) {
-          const int64_t h = h0 + idx / kw, w = w0 + idx % kw;
-          in_plane = idx < kh * kw && h >= 0 && h < H && w >= 0 && w < W;
-          in_window = in_plane;
-          offset = in_plane ? h * sg.h + w * sg.w : 0;
-        } else {
-          // The row by counting the window rows idx has passed, then unsigned range tests: no
-          // division and no branch (which tap holds a window's maximum is random, and a search
-          // over the window's rows mispredicted half the time, 7x slower).
-          int64_t h = h0;
-          for (int64_t r = 1; r < kh; ++r) h += idx >= (h0 + r) * W;
-          const int64_t w = idx - h * W;
-          in_plane = static_cast<uint64_t>(idx) < static_cast<uint64_t>(H * W);
-          in_window = in_plane & (static_cast<uint64_t>(idx - h0 * W) <
-                                  static_cast<uint64_t>(kh * W)) &
-                      (static_cast<uint64_t>(w - w0) < static_cast<uint64_t>(kw)) &
-                      (static_cast<uint64_t>(w) < static_cast<uint64_t>(W));
-          offset = in_window ? (contiguous_plane ? idx : h * sg.h + w * sg.w) : 0;
-        }
-        outside_plane |= !in_plane;
-        outside_window |= !in_window;
-        o[pw * so.w] = plane[offset];
+        const int64_t t = std::max<int64_t>(target[pw], 0);
+        missed |= target[pw] < 0;
+        o[pw * so.w] = plane[contiguous_plane ? t : t / W * sg.h + t % W * sg.w];
       }
     }
-    const int found = outside_plane ? static_cast<int>(IndexCheck::kOutsidePlane)
-                                    : static_cast<int>(outside_window);
-    for (int seen = worst.load(); found > seen && !worst.compare_exchange_weak(seen, found);) {
-    }
+    if (missed) all_in_window = false;
   });
-  return static_cast<IndexCheck>(worst.load());
+  return all_in_window;
 }
 
 // Calls f.template operator()<scalar_t, index_t>() for x's dtype and the index format.
@@ -782,11 +767,11 @@ at::Tensor max_unpool2d_backward_cpu(const at::Tensor& grad_out, const at::Tenso
                                       "max_unpool2d_backward");
   at::Tensor grad_x = empty_planes(x, x.size(2), x.size(3), x.scalar_type());
   if (g.sh >= g.kh && g.sw >= g.kw) {
-    IndexCheck check = IndexCheck::kInWindow;
+    bool gathered = false;
     PYIMG_DISPATCH_POOL(x.scalar_type(), compact, "max_unpool2d_backward_cpu", [&] {
-      check = unpool_backward_disjoint<scalar_t, index_t>(grad_out, indices, g, grad_x);
+      gathered = unpool_backward_disjoint<scalar_t, index_t>(grad_out, indices, g, grad_x);
     });
-    if (check == IndexCheck::kInWindow) return grad_x;
+    if (gathered) return grad_x;
   }
   // Some index is invalid (raise) or outside its window (scatter), or the windows overlap.
   if (validate_cpu(indices, g, compact) == IndexCheck::kOutsideWindow) {
