@@ -1,11 +1,11 @@
-"""BatchNorm2d + PReLU: pyimg.nn.BatchNormPReLU beside the stock module pair (eager), with a
-clone of the same input as the roofline, in one run.
+"""BatchNorm2d + PReLU: pyimg.nn.BatchNormPReLU beside the stock module pair (eager and
+torch.compile), with a clone of the same input as the roofline, in one run.
 
     python benchmarks/bench_batch_norm.py [--device cpu|cuda] [--quick] [--out DIR]
+    pyimg bench ops batch_norm --shape "16x64x96x96 fp32 CL"
 
 Modes: eval (running statistics, no grad), train (batch statistics and the running-statistics
-update, no grad), train+backward (forward and the gradients of x and every parameter). Writes
-batch_norm_<device>.md and .csv to --out (default benchmarks/results) and prints a summary.
+update, no grad), train+backward (forward and the gradients of x and every parameter).
 """
 
 import sys
@@ -16,24 +16,21 @@ from pathlib import Path
 # pyimg is imported from this checkout (built in place, not installed).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import timing
 import torch
 from torch import nn
 
 import pyimg
+from pyimg.bench import OpSuite, Variant, script_main
+from pyimg.bench.suite import SHORT_DTYPE, clone_variant, on_backend
 
-OP = "batch_norm"
-STOCK = "eager"
 MODES = ("eval", "train", "train+backward")
-PYIMG_BACKENDS = {"cuda": ("cuda", "triton"), "cpu": ("cpu",)}
-SHORT_DTYPE = {torch.float16: "fp16", torch.float32: "fp32"}
 
 
 @dataclass(frozen=True)
 class Case:
     shape: tuple[int, int, int, int]
-    dtype: torch.dtype
-    channels_last: bool
+    dtype: torch.dtype = torch.float32
+    channels_last: bool = False
 
     @property
     def name(self) -> str:
@@ -44,8 +41,8 @@ class Case:
         """The least traffic: eval reads x and writes y; train reads x once more for the
         statistics; the backward reads g and x twice (sums, then grad_x) and writes grad_x."""
         n, c, h, w = self.shape
-        data = n * c * h * w * self.dtype.itemsize
-        return {"copy": 2, "eval": 2, "train": 3, "train+backward": 8}[mode] * data
+        return {"eval": 2, "train": 3, "train+backward": 8}[mode] * n * c * h * w * \
+            self.dtype.itemsize
 
 
 CPU_CASES = [Case((16, 64, 96, 96), torch.float32, cl) for cl in (False, True)]
@@ -55,86 +52,64 @@ GPU_CASES = [
 ]
 
 
-def modules(case: Case, device: torch.device, backends):
-    """The stock pair and, per pyimg backend, the fused module with the same weights."""
-    c = case.shape[1]
-    stock = nn.Sequential(OrderedDict(bn=nn.BatchNorm2d(c), prelu=nn.PReLU(c)))
-    stock = stock.to(device=device, dtype=case.dtype)
-    fused = pyimg.nn.BatchNormPReLU.from_modules(stock.bn, stock.prelu)
-    providers = {STOCK: stock}
-    providers.update({f"pyimg {b}": (b, fused) for b in backends})
-    return providers
+def case_from_spec(spec) -> Case:
+    if len(spec.shape) != 4:
+        raise ValueError(f"batch_norm takes an NxCxHxW shape, not {spec.shape}")
+    return Case(spec.shape, spec.dtype or torch.float32, bool(spec.channels_last))
 
 
-def timed_call(module: nn.Module, backend: str | None, x: torch.Tensor, mode: str):
-    module.train(mode != "eval")
-    params = list(module.parameters())
-
-    def forward(inp):
-        with pyimg.use_backend(backend):
-            return module(inp)
-
+def timed_call(module: nn.Module, x: torch.Tensor, mode: str):
+    """The call for mode; it sets train/eval itself, as the modes' variants interleave."""
+    training = mode != "eval"
     if mode != "train+backward":
         def no_grad():
+            module.train(training)
             with torch.no_grad():
-                return forward(x)
+                return module(x)
 
         return no_grad
+    parameters = list(module.parameters())
     xg = x.detach().requires_grad_(True)
     grad = torch.randn_like(x)
-    return lambda: torch.autograd.grad(forward(xg), [xg, *params], grad)
+
+    def forward_backward():
+        module.train(training)
+        return torch.autograd.grad(module(xg), [xg, *parameters], grad)
+
+    return forward_backward
 
 
-def bench_case(case: Case, device: torch.device, backends, settings):
-    x = torch.randn(case.shape, dtype=case.dtype, device=device)
+def variants(case: Case, context) -> list[Variant]:
+    x = torch.randn(case.shape, dtype=case.dtype, device=context.device)
     if case.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
-    results = [timing.measure(case.name, timing.ROOFLINE, "copy", case.bytes_moved("copy"),
-                              lambda: timing.time_on(device, x.clone, settings))]
-    for provider, entry in modules(case, device, backends).items():
-        backend, module = entry if isinstance(entry, tuple) else (None, entry)
-        for mode in MODES:
-            results.append(timing.measure(
-                case.name, provider, mode, case.bytes_moved(mode),
-                lambda m=module, b=backend, mode=mode: timing.time_on(
-                    device, timed_call(m, b, x, mode), settings),
-            ))
-    return results
+    c = case.shape[1]
+    stock = nn.Sequential(OrderedDict(bn=nn.BatchNorm2d(c), prelu=nn.PReLU(c)))
+    stock = stock.to(device=context.device, dtype=case.dtype)
+    fused = pyimg.nn.BatchNormPReLU.from_modules(stock.bn, stock.prelu)
+    result = [clone_variant(x)]
+    compiled = context.compiled(stock) if context.compile else None
+    for mode in MODES:
+        providers = [("eager", "stock", timed_call(stock, x, mode))]
+        if compiled is not None:
+            providers.append(("compiled", "compiled", timed_call(compiled, x, mode)))
+        providers += [(f"pyimg {b}", "pyimg", on_backend(b, timed_call(fused, x, mode)))
+                      for b in context.backends]
+        result += [Variant(name, fn, mode, role, bytes=case.bytes_moved(mode))
+                   for name, role, fn in providers]
+    return result
 
 
-def write_report(out: Path, quick: bool, settings, env, backends, skipped, results) -> str:
-    rows = timing.derived(results, (STOCK,))
-    providers = [timing.ROOFLINE, STOCK, *(f"pyimg {b}" for b in backends)]
-    summary = timing.summary_table(rows, providers, settings.cpu_quiet_load)
-    notes = [
-        "eager: nn.Sequential(nn.BatchNorm2d, nn.PReLU(C)); pyimg: nn.BatchNormPReLU with the "
-        "same weights. Times are p20/p50/p80 (GPU: CUDA events, L2 flushed; CPU: wall clock). "
-        "x eager: the stock p50 over this row's (above 1: this row is faster). of clone: GB/s "
-        "over x.clone()'s in the same case.",
-    ]
-    timing.write_report(out, OP, quick, env, skipped, notes,
-                        "p50 us (of clone; * other processes were busy)", summary, rows, (STOCK,))
-    return summary
-
-
-def main() -> int:
-    args = timing.argument_parser(__doc__.split("\n\n")[0]).parse_args()
-
-    device = torch.device(args.device)
-    cases = GPU_CASES if device.type == "cuda" else CPU_CASES
-    cases = cases[:1] if args.quick else cases
-    settings = timing.QUICK if args.quick else timing.Settings()
-    backends, skipped = timing.pyimg_backends(PYIMG_BACKENDS[device.type], device)
-    env = timing.environment(device)
-    print(timing.environment_lines(env), flush=True)
-
-    results = []
-    for case in cases:
-        print(f"-- {case.name}", flush=True)
-        results += bench_case(case, device, backends, settings)
-        summary = write_report(args.out, args.quick, settings, env, backends, skipped, results)
-    return timing.finish(args.out, OP, env, summary, results)
-
+SUITE = OpSuite(
+    name="batch_norm",
+    description="BatchNorm2d + PReLU fused, eval, train and train+backward",
+    cases={"cpu": {"default": CPU_CASES, "quick": CPU_CASES[:1]},
+           "cuda": {"default": GPU_CASES, "quick": GPU_CASES[3:]}},
+    variants=variants,
+    case_from_spec=case_from_spec,
+    notes=("eager: nn.Sequential(nn.BatchNorm2d, nn.PReLU(C)); pyimg: nn.BatchNormPReLU with "
+           "the same weights; compiled: torch.compile of the stock pair.",),
+)
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(script_main(__file__))

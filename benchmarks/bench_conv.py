@@ -2,57 +2,55 @@
 torch.compile), in one run.
 
     python benchmarks/bench_conv.py [--device cpu|cuda] [--quick] [--sweep] [--out DIR]
+    pyimg bench ops conv --shape "1x64x64x64 k3 d2 bn+relu fp32" [--shape "... c128 g64"]
 
-Cases: issue 5's dilated 3x3 grid (256 -> 256 channels on 8x64x64; d = 1, 2, 4, 8; fp16
+Cases: the dilated 3x3 grid (256 -> 256 channels on 8x64x64; d = 1, 2, 4, 8; fp16
 channels_last, fp32 NCHW with TF32 as stock's default; conv + BN + ReLU (+ residual) fused
-against stock's three or four kernels) and issue 4's SRResNet convolutions (residual-block
-convs, the conv -> pixel shuffle x2 -> PReLU upsampler, the final 9x9 64 -> 3), and depthwise
-3x3 convs + BN + ReLU (groups = C, d = 1 and 4). BatchNorm is in eval mode: stock runs it,
-pyimg folds it into the epilogue's scale and shift beforehand.
-Writes conv_<device>.md and .csv to --out (default benchmarks/results) and prints a summary.
+against stock's three or four kernels), SRResNet's convolutions (residual-block convs, the
+conv -> pixel shuffle x2 -> PReLU upsampler, the final 9x9 64 -> 3), and depthwise 3x3 convs
++ BN + ReLU (groups = C, d = 1 and 4). BatchNorm is in eval mode: stock runs it, pyimg folds
+it into the epilogue's scale and shift beforehand. Compute-bound: no clone roofline; the
+TFLOP/s column counts the convolution's multiply-adds.
 
---sweep: issue 5's training grid instead (conv_sweep_<device>.md): the plain dilated conv,
-no-grad and forward+backward, NCHW and channels_last, fp32 / TF32 / fp16 / bf16 (CPU: fp32
-on 1x64x64x64), stock under every cudnn.benchmark x cudnn.deterministic setting, pyimg with
+--sweep: the training grid instead (conv_sweep_<device>.*): the plain dilated conv, no-grad
+and forward+backward, NCHW and channels_last, fp32 / TF32 / fp16 / bf16 (CPU: fp32 on
+1x64x64x64), stock under every cudnn.benchmark x cudnn.deterministic setting, pyimg with
 cudnn.deterministic on (its Triton backward is deterministic by construction; its cuda
 backend's convolution is cuDNN's).
 """
 
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 # pyimg is imported from this checkout (built in place, not installed).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import timing
 import torch
 import torch.nn.functional as F
 
 import pyimg
+from pyimg.bench import OpSuite, Variant, script_main
+from pyimg.bench.suite import SHORT_DTYPE, on_backend, timed_call
 
-OP = "conv"
-EAGER, COMPILED = "eager", "compiled"
-# Backends benchmarked per device. Triton on CPU is its interpreter, a test tool, never timed.
-PYIMG_BACKENDS = {"cuda": ("cuda", "triton"), "cpu": ("cpu",)}
-COMPILE_MODE = {"cuda": "max-autotune-no-cudagraphs", "cpu": None}
-SHORT_DTYPE = {torch.float16: "fp16", torch.bfloat16: "bf16", torch.float32: "fp32"}
 # Epilogues: the stock modules after the conv, and how pyimg.ops.conv2d fuses them.
 EPILOGUES = ("none", "bn+relu", "bn+relu+x", "bn+prelu", "bn+x", "ps2+prelu")
+# The sweep's cuDNN settings for stock as (benchmark, deterministic); the first is "eager".
+CUDNN_SETTINGS = ((True, False), (False, False), (True, True), (False, True))
 
 
 @dataclass(frozen=True)
 class Case:
     shape: tuple[int, int, int, int]  # x: N, C_in, H, W
     c_out: int
-    kernel: int
-    dilation: int
-    dtype: torch.dtype
-    channels_last: bool
+    kernel: int = 3
+    dilation: int = 1
+    dtype: torch.dtype = torch.float32
+    channels_last: bool = False
     epilogue: str = "none"
     tf32: bool = False  # float32 with TF32 allowed: stock's default for convolutions on GPUs
     groups: int = 1  # C_in: depthwise
+    sweep: bool = False  # stock under every cuDNN setting
 
     @property
     def name(self) -> str:
@@ -89,9 +87,9 @@ GPU_CASES = [
     *(Case((8, 256, 64, 64), 256, 3, d, dtype, cl, "bn+relu", groups=256)
       for dtype, cl in ((torch.float16, True), (torch.float32, False)) for d in (1, 4)),
 ]
-GPU_QUICK_CASES = [GPU_CASES[i] for i in (1, 9, 17, 18, 19, 21)]
+GPU_QUICK_CASES = [GPU_CASES[i] for i in (5, 18, 21)]
 CPU_CASES = [
-    # ../shared/anchors.md's CPU conv: 64 -> 64 on 4x64x64, d = 2.
+    # A small dilated conv: 64 -> 64 on 4x64x64, d = 2.
     *(Case((4, 64, 64, 64), 64, 3, 2, torch.float32, False, e) for e in ("none", "bn+relu")),
     *_dilated_grid(torch.float32, False, ("none", "bn+relu", "bn+relu+x"), (1, 256, 64, 64)),
     Case((1, 64, 135, 240), 64, 3, 1, torch.float32, True, "bn+prelu"),
@@ -101,58 +99,47 @@ CPU_CASES = [
       for cl in (False, True) for d in (1, 4)),
 ]
 CPU_QUICK_CASES = [
-    *(Case((1, 64, 64, 64), 64, 3, d, torch.float32, False, e)
-      for e in ("none", "bn+relu", "bn+relu+x") for d in (1, 4)),
-    Case((1, 32, 64, 64), 32, 3, 1, torch.float32, True, "bn+x"),
+    Case((1, 64, 64, 64), 64, 3, 4, torch.float32, False, "bn+relu+x"),
     Case((1, 32, 64, 64), 128, 3, 1, torch.float32, True, "ps2+prelu"),
-    Case((1, 32, 128, 128), 3, 9, 1, torch.float32, True),
     Case((8, 64, 64, 64), 64, 3, 4, torch.float32, False, "bn+relu", groups=64),
 ]
 
 
-# The sweep's dtypes as (dtype, TF32 allowed), and the cuDNN settings it times stock under
-# as (benchmark, deterministic); stock's provider under the first is plain "eager".
-SWEEP_DTYPES = ((torch.float32, False), (torch.float32, True), (torch.float16, False),
-                (torch.bfloat16, False))
-CUDNN_SETTINGS = ((True, False), (False, False), (True, True), (False, True))
-
-
-def sweep_cases(device: torch.device) -> list[Case]:
-    if device.type == "cuda":
-        shape, dilations, dtypes = (8, 256, 64, 64), (1, 2, 4, 8), SWEEP_DTYPES
+def sweep_cases(device_type: str) -> list[Case]:
+    if device_type == "cuda":
+        shape, dilations = (8, 256, 64, 64), (1, 2, 4, 8)
+        dtypes = ((torch.float32, False), (torch.float32, True), (torch.float16, False),
+                  (torch.bfloat16, False))
     else:
-        shape, dilations, dtypes = (1, 64, 64, 64), (1, 4), SWEEP_DTYPES[:1]
-    return [Case(shape, shape[1], 3, d, dtype, channels_last, "none", tf32)
-            for dtype, tf32 in dtypes for channels_last in (False, True) for d in dilations]
+        shape, dilations, dtypes = (1, 64, 64, 64), (1, 4), ((torch.float32, False),)
+    return [Case(shape, shape[1], 3, d, dtype, cl, "none", tf32, sweep=True)
+            for dtype, tf32 in dtypes for cl in (False, True) for d in dilations]
 
 
-def cudnn_provider(benchmark: bool, deterministic: bool) -> str:
-    if (benchmark, deterministic) == CUDNN_SETTINGS[0]:
-        return EAGER
-    return f"eager bench={int(benchmark)} det={int(deterministic)}"
+def case_from_spec(spec) -> Case:
+    if len(spec.shape) != 4:
+        raise ValueError(f"conv takes an NxCxHxW input shape, not {spec.shape}")
+    epilogue = next((w for w in spec.words if w in EPILOGUES), "none")
+    unknown = [w for w in spec.words if w not in EPILOGUES]
+    if unknown:
+        raise ValueError(f"conv: unknown words {unknown}; epilogues are {EPILOGUES}")
+    c = spec.shape[1]
+    return Case(spec.shape, spec.get("c", c), spec.get("k", 3), spec.get("d", 1),
+                spec.dtype or torch.float32, bool(spec.channels_last), epilogue,
+                groups=spec.get("g", 1))
 
 
-def with_cudnn(fn, benchmark: bool, deterministic: bool):
-    """fn run under the cuDNN settings (TF32 as the case set it)."""
+def with_cudnn(fn, benchmark: bool, deterministic: bool, tf32: bool):
+    """fn run under these cuDNN settings (TF32 for convolutions as the case allows)."""
     def run(x):
-        cudnn = torch.backends.cudnn
-        with cudnn.flags(enabled=True, benchmark=benchmark, deterministic=deterministic,
-                         allow_tf32=cudnn.allow_tf32):
+        with torch.backends.cudnn.flags(enabled=True, benchmark=benchmark,
+                                        deterministic=deterministic, allow_tf32=tf32):
             return fn(x)
 
     return run
 
 
-@dataclass
-class Inputs:
-    x: torch.Tensor
-    weight: torch.Tensor
-    bias: torch.Tensor
-    bn: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]  # mean, var, gamma, beta
-    prelu_weight: torch.Tensor
-
-
-def make_inputs(case: Case, device: torch.device) -> Inputs:
+def make_inputs(case: Case, device: torch.device):
     g = torch.Generator(device).manual_seed(0)
 
     def rand(*shape, scale=1.0):
@@ -166,191 +153,89 @@ def make_inputs(case: Case, device: torch.device) -> Inputs:
         x = x.contiguous(memory_format=torch.channels_last)
         weight = weight.contiguous(memory_format=torch.channels_last)
     c = case.c_out
-    bn = (rand(c), rand(c).abs() + 0.5, rand(c), rand(c))
+    bn = (rand(c), rand(c).abs() + 0.5, rand(c), rand(c))  # mean, var, gamma, beta
     r2 = 4 if case.epilogue == "ps2+prelu" else 1
-    return Inputs(x, weight, rand(c), bn, torch.full((c // r2,), 0.25, device=device,
-                                                     dtype=case.dtype))
+    alpha = torch.full((c // r2,), 0.25, device=device, dtype=case.dtype)
+    return x, weight, rand(c), bn, alpha
 
 
-def stock(case: Case, inputs: Inputs) -> Callable[[torch.Tensor], torch.Tensor]:
-    w, b, (mean, var, gamma, beta), alpha = (inputs.weight, inputs.bias, inputs.bn,
-                                             inputs.prelu_weight)
+def stock_and_pyimg(case: Case, device: torch.device):
+    """The stock op sequence and pyimg's fused call (backend forced by the caller)."""
+    x, w, b, (mean, var, gamma, beta), alpha = make_inputs(case, device)
     d, e = case.dilation, case.epilogue
 
-    def run(x):
-        y = F.conv2d(x, w, b, 1, "same", d, case.groups)
+    def stock(inp):
+        y = F.conv2d(inp, w, b, 1, "same", d, case.groups)
         if e.startswith("bn"):
             y = F.batch_norm(y, mean, var, gamma, beta, False)
         if e == "bn+relu+x":
-            y = y + x
+            y = y + inp
         if "relu" in e:
             y = F.relu(y)
         if e == "ps2+prelu":
             y = F.pixel_shuffle(y, 2)
         if "prelu" in e:
             y = F.prelu(y, alpha)
-        return y + x if e == "bn+x" else y
+        return y + inp if e == "bn+x" else y
 
-    return run
-
-
-def compiled(case: Case, inputs: Inputs, device: torch.device):
-    torch._dynamo.reset()  # a fresh compile per case, as bench_pixel_shuffle
-    return torch.compile(stock(case, inputs), mode=COMPILE_MODE[device.type], dynamic=False)
-
-
-def pyimg_op(backend: str, case: Case, inputs: Inputs) -> Callable[[torch.Tensor], torch.Tensor]:
-    mean, var, gamma, beta = (t.float() for t in inputs.bn)
-    e = case.epilogue
     kw = {}
     if e.startswith("bn"):
-        scale = gamma * torch.rsqrt(var + 1e-5)
-        kw.update(scale=scale, shift=beta - mean * scale)
+        scale = gamma.float() * torch.rsqrt(var.float() + 1e-5)
+        kw.update(scale=scale, shift=beta.float() - mean.float() * scale)
     if "relu" in e:
         kw["activation"] = "prelu" if "prelu" in e else "relu"
     if "prelu" in e:
-        kw["prelu_weight"] = inputs.prelu_weight
+        kw["prelu_weight"] = alpha
     if e == "ps2+prelu":
         kw["upscale_factor"] = 2
 
-    def run(x):
-        with pyimg.use_backend(backend):
-            residual = x if e.endswith("x") else None
-            return pyimg.ops.conv2d(x, inputs.weight, inputs.bias, 1, "same", case.dilation,
-                                    case.groups, residual=residual,
-                                    add_before_activation=e == "bn+relu+x", **kw)
+    def ours(inp):
+        return pyimg.ops.conv2d(inp, w, b, 1, "same", d, case.groups,
+                                residual=inp if e.endswith("x") else None,
+                                add_before_activation=e == "bn+relu+x", **kw)
 
-    return run
+    return x, stock, ours
 
 
-def timed_call(fn, x: torch.Tensor, mode: str):
-    if mode == "no-grad":
-        def no_grad():
-            with torch.no_grad():
-                return fn(x)
-
-        return no_grad
-    x = x.detach().requires_grad_(True)
-    grad = torch.randn_like(fn(x))
-    return lambda: torch.autograd.grad(fn(x), x, grad)
-
-
-def modes_for(case: Case, device: torch.device, sweep: bool) -> tuple[str, ...]:
-    # Training (issue 5's target) for the plain dilated convs on the GPU, and in the sweep.
-    if sweep or (device.type == "cuda" and case.epilogue == "none" and case.kernel == 3):
-        return ("no-grad", "forward+backward")
-    return ("no-grad",)
-
-
-def providers_for(case: Case, inputs: Inputs, device: torch.device, backends,
-                  sweep: bool) -> dict:
-    if not sweep:
-        ops = {EAGER: stock(case, inputs), COMPILED: compiled(case, inputs, device)}
-        ops.update({f"pyimg {b}": pyimg_op(b, case, inputs) for b in backends})
-        return ops
-    ops = {cudnn_provider(*flags): with_cudnn(stock(case, inputs), *flags)
-           for flags in CUDNN_SETTINGS}
-    ops.update({f"pyimg {b}": with_cudnn(pyimg_op(b, case, inputs), True, True)
-                for b in backends})
-    return ops
-
-
-def bench_case(case: Case, device: torch.device, backends, settings, sweep: bool = False):
-    inputs = make_inputs(case, device)
-    ops = providers_for(case, inputs, device, backends, sweep)
-    torch.backends.cudnn.allow_tf32 = case.tf32  # stock's default for fp32; ours follows it
-    results = []
-    for provider, fn in ops.items():
-        for mode in modes_for(case, device, sweep):
-            results.append(timing.measure(
-                case.name, provider, mode, case.bytes_moved(),
-                lambda fn=fn, mode=mode: timing.time_on(device, timed_call(fn, inputs.x, mode),
-                                                        settings)))
-    return results
-
-
-def rows_with_rates(results, flops: dict[str, int]) -> list[dict]:
-    """Each result with its TFLOP/s (the forward's FLOPs, tripled with a backward) and its
-    speedup over eager and compiled in the same case and mode (p50 against p50)."""
-    rows = timing.derived(results, (EAGER, COMPILED))
-    for row in rows:
-        work = flops[row["case"]] * (3 if row["mode"] == "forward+backward" else 1)
-        row["tflops"] = None if row["p50_us"] is None else work / row["p50_us"] / 1e6
-    return rows
-
-
-def _fmt(value, spec):
-    return "-" if value is None else format(value, spec)
-
-
-def summary_table(rows, providers) -> str:
-    by_key = {(r["case"], r["provider"], r["mode"]): r for r in rows}
-    keys = dict.fromkeys((r["case"], r["mode"]) for r in rows)
-    lines = []
-    for case, mode in keys:
-        cells = []
-        for p in providers:
-            r = by_key.get((case, p, mode))
-            if r is None or r["error"]:
-                cells.append("-" if r is None else "failed")
-                continue
-            ratio = "" if p == EAGER else f", x{_fmt(r['vs_eager'], '.2f')}"
-            cells.append(f"{r['p50_us']:.1f} ({r['tflops']:.2f} TF/s{ratio})")
-        lines.append([case, mode, *cells])
-    return timing.markdown_table(["case", "mode", *providers], lines)
-
-
-def write_report(out: Path, op: str, quick: bool, env, device, backends, skipped, results,
-                 flops) -> str:
-    rows = rows_with_rates(results, flops)
-    providers = list(dict.fromkeys(r.provider for r in results))
-    summary = summary_table(rows, providers)
-    notes = [
-        f"compiled: torch.compile(mode={COMPILE_MODE[device.type] or 'default'!r}, "
-        "dynamic=False) of the stock sequence. eager: the stock ops one after another"
-        + (", cudnn.benchmark on" if device.type == "cuda" else "") + ". eager bench=B det=D: "
-        "eager under cudnn.benchmark=B, cudnn.deterministic=D.",
-        "Cells: p50 us (TFLOP/s of the convolution, x = speedup over eager; above 1 is "
-        "faster). Times are p20/p50/p80 of many calls (GPU: CUDA events, L2 flushed; CPU: "
-        "wall clock). /TF32 cases allow TF32 (stock's default for convolutions; pyimg's Triton "
-        "kernel follows the same flag, torch.backends.cudnn.allow_tf32); others do not.",
-    ]
-    timing.write_report(out, op, quick, env, skipped, notes, "p50 us (TFLOP/s, x eager)",
-                        summary, rows, (EAGER, COMPILED))
-    return summary
-
-
-def main() -> int:
-    parser = timing.argument_parser(__doc__.split("\n\n")[0])
-    parser.add_argument("--sweep", action="store_true",
-                        help="the training grid over cuDNN settings, layouts and dtypes")
-    args = parser.parse_args()
-
-    device = torch.device(args.device)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # as the anchors were measured
-        cases = GPU_QUICK_CASES if args.quick else GPU_CASES
+def variants(case: Case, context) -> list[Variant]:
+    device = context.device
+    x, stock, ours = stock_and_pyimg(case, device)
+    if case.sweep:
+        providers = [("eager" if flags == CUDNN_SETTINGS[0]
+                      else f"eager bench={int(flags[0])} det={int(flags[1])}",
+                      "stock" if flags == CUDNN_SETTINGS[0] else "other",
+                      with_cudnn(stock, *flags, case.tf32)) for flags in CUDNN_SETTINGS]
+        pyimg_flags = (True, True)
     else:
-        cases = CPU_QUICK_CASES if args.quick else CPU_CASES
-    if args.sweep:
-        cases = sweep_cases(device)
-    op = f"{OP}_sweep" if args.sweep else OP
-    settings = timing.QUICK if args.quick else timing.Settings()
-    backends, skipped = timing.pyimg_backends(PYIMG_BACKENDS[device.type], device)
-    env = timing.environment(device)
-    print(timing.environment_lines(env), flush=True)
+        providers = [("eager", "stock", with_cudnn(stock, True, False, case.tf32))]
+        if context.compile:
+            providers.append(("compiled", "compiled",
+                              with_cudnn(context.compiled(stock), True, False, case.tf32)))
+        pyimg_flags = (True, False)
+    providers += [(f"pyimg {b}", "pyimg", with_cudnn(on_backend(b, ours), *pyimg_flags,
+                                                      case.tf32)) for b in context.backends]
+    # Training for the plain dilated convs on the GPU, and in the sweep.
+    train = case.sweep or (device.type == "cuda" and case.epilogue == "none"
+                           and case.kernel == 3)
+    modes = ("no-grad", "forward+backward") if train else ("no-grad",)
+    return [Variant(name, timed_call(fn, x, mode), mode, role, bytes=case.bytes_moved(),
+                    flops=case.flops() * (3 if mode == "forward+backward" else 1))
+            for name, role, fn in providers for mode in modes]
 
-    results, flops = [], {}
-    for case in cases:
-        print(f"-- {case.name}", flush=True)
-        flops[case.name] = case.flops()
-        results += bench_case(case, device, backends, settings, args.sweep)
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
-        summary = write_report(args.out, op, args.quick, env, device, backends, skipped,
-                               results, flops)
-    return timing.finish(args.out, op, env, summary, results)
 
+SUITE = OpSuite(
+    name="conv",
+    description="conv2d with fused bias / BN / activation / residual / pixel-shuffle epilogues",
+    cases={"cuda": {"default": GPU_CASES, "quick": GPU_QUICK_CASES,
+                    "sweep": sweep_cases("cuda")},
+           "cpu": {"default": CPU_CASES, "quick": CPU_QUICK_CASES, "sweep": sweep_cases("cpu")}},
+    variants=variants,
+    case_from_spec=case_from_spec,
+    notes=("eager: the stock ops one after another (cudnn.benchmark on); compiled: "
+           "torch.compile of that sequence; eager bench=B det=D (sweep): eager under "
+           "cudnn.benchmark=B, cudnn.deterministic=D. /TF32 cases allow TF32 for "
+           "convolutions (stock's default; pyimg's Triton kernel follows the same flag).",),
+)
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(script_main(__file__))
