@@ -4,7 +4,6 @@ above what was in use just before the call."""
 
 import contextlib
 import ctypes
-import gc
 import re
 from collections.abc import Callable
 
@@ -30,14 +29,14 @@ def _reset_resident_peak() -> bool:
 
 
 def _return_freed_memory() -> None:
-    """Hand memory that Python and glibc freed back to the system first, so that the call's
-    own allocations show in the resident set instead of landing in already-resident pages."""
-    gc.collect()
+    """Hand memory that glibc holds freed back to the system first, so that the call's own
+    allocations show in the resident set instead of landing in already-resident pages."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def cpu_peak_bytes(fn: Callable[[], object]) -> int | None:
+    """Call gc.collect() first where Python garbage may hold memory (once for many calls)."""
     _return_freed_memory()
     before = _status_kib("VmRSS")
     if before is None or not _reset_resident_peak():

@@ -181,7 +181,8 @@ def _resolve_models(names: Sequence[str], tasks: Sequence[str] | None, quick: bo
     if tasks:
         return zoo.models_of(tasks)
     if names:
-        return [n if user_model.is_file_reference(n) else zoo.canonical_name(n) for n in names]
+        return [user_model.checked_file_reference(n) if user_model.is_file_reference(n)
+                else zoo.canonical_name(n) for n in names]
     return list(QUICK_MODELS) if quick else zoo.models.list_models()
 
 
@@ -210,6 +211,8 @@ def run_models(models: Sequence[str] = (), options: runner.RunOptions | None = N
     references = _resolve_models(models, tasks, quick)
     if weights is not None and len(references) != 1:
         raise ValueError("--weights needs exactly one model")
+    if weights is not None and not Path(weights).is_file():
+        raise OSError(f"--weights: no such file {weights}")
     user_model.parse_kwargs(model_kwargs)  # a bad JSON fails before any timing
     gpu_quick = quick and device.type == "cuda"
     dtype_list = [parse_dtype(d) for d in dtypes or (["fp16"] if gpu_quick else ["fp32"])]

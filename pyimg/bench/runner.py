@@ -58,10 +58,10 @@ def resolve_device(name: str | None, threads: int | None) -> torch.device:
         torch.set_num_threads(threads)
     try:
         device = torch.device(name or ("cuda" if torch.cuda.is_available() else "cpu"))
-    except RuntimeError as error:
-        raise ValueError(f"bad --device {name!r}: {error}") from None
-    if device.type not in ("cpu", "cuda"):
-        raise ValueError(f"--device {name!r}: pyimg bench times cpu or cuda")
+    except RuntimeError:
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise ValueError(f"bad --device {name!r}: pyimg bench times cpu or cuda[:N]")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"--device {name}: no CUDA device is visible")
     return device
@@ -85,7 +85,8 @@ def run_job(kind: str, job: Job, device: torch.device, settings: timer.Settings)
 
 
 def _release(device: torch.device) -> None:
-    torch._dynamo.reset()  # compiled graphs of this case, and a fresh compile for the next
+    if "torch._dynamo" in sys.modules:  # compiled graphs of this case; a fresh compile next
+        torch._dynamo.reset()
     gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()
@@ -107,22 +108,29 @@ def run(report: Report, jobs: list[Job], device: torch.device, options: RunOptio
         return []
 
     print(report.environment.line(), flush=True)
-    with tqdm(total=len(jobs), unit="case", file=sys.stderr, dynamic_ncols=True) as bar:
-        for i, job in enumerate(jobs):
-            if budget_s is not None and time.perf_counter() - start > budget_s:
-                report.left_out.append(f"{len(jobs) - i} cases not run, the {budget_s:g} s "
-                                       f"budget being spent (from {job.suite} {job.case})")
-                break
-            bar.set_description(f"{job.suite} {job.case}"[:60])
-            _release(device)
-            try:
-                report.rows += run_job(report.kind, job, device, settings)
-            except KeyboardInterrupt:
-                report.left_out.append(f"interrupted at {job.suite} {job.case}")
+    # What exists now lives for the whole run: frozen, it stays out of every gc.collect()
+    # between cases, which otherwise takes a good part of a second each.
+    gc.freeze()
+    try:
+        with tqdm(total=len(jobs), unit="case", file=sys.stderr, dynamic_ncols=True) as bar:
+            for i, job in enumerate(jobs):
+                if budget_s is not None and time.perf_counter() - start > budget_s:
+                    report.left_out.append(
+                        f"{len(jobs) - i} cases not run, the {budget_s:g} s budget being "
+                        f"spent (from {job.suite} {job.case})")
+                    break
+                bar.set_description(f"{job.suite} {job.case}"[:60])
+                _release(device)
+                try:
+                    report.rows += run_job(report.kind, job, device, settings)
+                except KeyboardInterrupt:
+                    report.left_out.append(f"interrupted at {job.suite} {job.case}")
+                    save()
+                    raise
                 save()
-                raise
-            save()
-            bar.update()
+                bar.update()
+    finally:
+        gc.unfreeze()
     _release(device)
     paths = save()
     print("\n" + report.summary())

@@ -8,16 +8,21 @@ from collections.abc import Sequence
 from pathlib import Path
 
 
+def script_arguments(script: Path, presets: set[str], argv: Sequence[str]) -> list[str]:
+    """The ``pyimg`` command line for ``python <script> argv``."""
+    op = script.stem.removeprefix("bench_")
+    args = [f"--preset={a[2:]}" if a.startswith("--") and a[2:] in presets else a
+            for a in argv]
+    if not any(a == "--out" or a.startswith("--out=") for a in args):
+        args += ["--out", str(script.parent / "results")]
+    return ["bench", "ops", op, "--suite-dir", str(script.parent), *args]
+
+
 def script_main(script: str, argv: Sequence[str] | None = None) -> int:
     from pyimg.bench.ops import load_suite
     from pyimg.cli import main
 
     path = Path(script).resolve()
     suite = load_suite(path)
-    extra = {name for presets in suite.cases.values() for name in presets} - {"default",
-                                                                              "quick"}
-    args = [f"--preset={a[2:]}" if a.startswith("--") and a[2:] in extra else a
-            for a in (sys.argv[1:] if argv is None else argv)]
-    if not any(a == "--out" or a.startswith("--out=") for a in args):
-        args += ["--out", str(path.parent / "results")]
-    return main(["bench", "ops", suite.name, "--suite-dir", str(path.parent), *args])
+    presets = {name for cases in suite.cases.values() for name in cases} - {"default", "quick"}
+    return main(script_arguments(path, presets, sys.argv[1:] if argv is None else argv))

@@ -68,7 +68,7 @@ def parse_case(text: str) -> CaseSpec:
     shape, dtype, channels_last, ints, words = None, None, None, {}, []
     for token in text.split():
         lower = token.lower()
-        if re.fullmatch(r"\d+(x\d+)+", lower):
+        if re.fullmatch(r"\d+(x\d+)*", lower):
             shape = tuple(int(v) for v in lower.split("x"))
         elif lower in DTYPES:
             dtype = DTYPES[lower]

@@ -24,7 +24,7 @@ def ratio_text(value: float | None) -> str:
 
 
 def markdown_table(headers: Sequence[str], lines: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(headers)]
+    widths = [max([len(h), *(len(line[i]) for line in lines)]) for i, h in enumerate(headers)]
 
     def join(cells):
         return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"

@@ -15,6 +15,7 @@ p90/p99 of calls taken in alternation; this module uses their method on those tw
 
 import gc
 import math
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -95,9 +96,8 @@ def summarize(samples_us: Sequence[float], first_call_us: float, peak_memory: in
 def _graph_breaks_so_far() -> int:
     """Graph breaks torch.compile has met in this process: a compiled variant that breaks
     runs partly eager, which its row should say."""
-    from torch._dynamo.utils import counters
-
-    return sum(counters["graph_break"].values())
+    dynamo_utils = sys.modules.get("torch._dynamo.utils")  # not loaded: nothing compiled yet
+    return 0 if dynamo_utils is None else sum(dynamo_utils.counters["graph_break"].values())
 
 
 class _Sampler:
@@ -183,7 +183,6 @@ def measure(variants: dict[str, Callable[[], object]], device: torch.device, s: 
     names = list(samplers)
     busy = load.OthersBusy()
     gc_was_enabled = gc.isenabled()
-    gc.collect()
     gc.disable()
     try:
         for r in range(rounds):
@@ -200,6 +199,7 @@ def measure(variants: dict[str, Callable[[], object]], device: torch.device, s: 
         if gc_was_enabled:
             gc.enable()
     other_load = busy.cores() if device.type == "cpu" else None
+    gc.collect()
     stats = {}
     for name, sampler in samplers.items():
         if name in errors:

@@ -16,6 +16,14 @@ def is_file_reference(name: str) -> bool:
     return ".py:" in name
 
 
+def checked_file_reference(reference: str) -> str:
+    """reference, once its file is known to exist (OSError otherwise)."""
+    path = Path(reference.rpartition(":")[0])
+    if not path.is_file():
+        raise OSError(f"{reference}: no such file {path}")
+    return reference
+
+
 def parse_kwargs(text: str | None) -> dict:
     if not text:
         return {}
@@ -30,10 +38,8 @@ def parse_kwargs(text: str | None) -> dict:
 
 def load_factory_model(reference: str, kwargs: dict) -> nn.Module:
     """The nn.Module that ``file.py:factory`` returns (called with kwargs)."""
-    file_name, _, factory_name = reference.rpartition(":")
+    file_name, _, factory_name = checked_file_reference(reference).rpartition(":")
     path = Path(file_name)
-    if not path.is_file():
-        raise OSError(f"{reference}: no such file {path}")
     module_name = f"_pyimg_bench_model_{path.stem}"
     spec = importlib.util.spec_from_file_location(module_name, path)
     module = importlib.util.module_from_spec(spec)
