@@ -62,8 +62,10 @@ def resolve_device(name: str | None, threads: int | None) -> torch.device:
         device = None
     if device is None or device.type not in ("cpu", "cuda"):
         raise ValueError(f"bad --device {name!r}: pyimg bench times cpu or cuda[:N]")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {name}: no CUDA device is visible")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device {name}: no CUDA device is visible")
+        torch.cuda.set_device(device)  # CUDA events time the current device's stream
     return device
 
 
