@@ -19,9 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from pyimg.bench import runner, user_model, zoo
+from pyimg.bench import runner, timer, user_model, zoo
 from pyimg.bench.environment import environment
-from pyimg.bench.ops import timing_note
 from pyimg.bench.report import Report
 from pyimg.bench.results import COMPILED, PYIMG, STOCK, Variant
 from pyimg.bench.suite import SHORT_DTYPE, on_backend, parse_dtype
@@ -30,7 +29,7 @@ from pyimg.conversion import convert_with_report
 VARIANTS = ("stock", "pyimg", "pyimg converted", "stock compiled", "pyimg compiled",
             "pyimg converted compiled")
 INFERENCE, TRAIN = "inference", "train step"
-QUICK_MODELS = ("ESPCN", "SRResNet", "UNet", "SegNet")
+QUICK_MODELS = ("SRResNet", "SegNet")  # the SR and the segmentation model richest in pyimg ops
 _QUICK_CPU_SIDE = 64
 
 MODELS_NOTE = (
@@ -239,7 +238,7 @@ def run_models(models: Sequence[str] = (), options: runner.RunOptions | None = N
     env = environment(device)
     report = Report("models", f"pyimg bench models{' (quick)' if quick else ''}", env,
                     {"compile": options.compile, **asdict(settings)},
-                    [timing_note(device, settings), MODELS_NOTE])
+                    [timer.method_note(device, settings), MODELS_NOTE])
     jobs = []
     for reference in references:
         display = user_model.display_name(reference)

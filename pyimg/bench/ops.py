@@ -67,18 +67,6 @@ def _cases(suite: OpSuite, device: torch.device, preset: str, shapes: Sequence[s
     return [suite.case_from_spec(parse_case(text)) for text in shapes]
 
 
-def timing_note(device: torch.device, settings: timer.Settings) -> str:
-    how = ("CUDA events around each call" if device.type == "cuda"
-           else "time.perf_counter around each call")
-    return (f"Each variant is warmed up (its first call, compile included, is the 'first call' "
-            f"column), then timed in {settings.rounds} interleaved rounds ({how}; rotating "
-            "order, so other load on the machine hits every variant alike). spread: "
-            "interquartile range over the median. x stock / x compiled: that variant's p50 "
-            "over this row's, same case and mode (above 1: faster). peak MB: memory above "
-            "what was in use before one call (CUDA allocator, or resident set on the CPU). "
-            "other load: cores' worth of CPU time other processes used during the case.")
-
-
 OPS_NOTE = ("x clone: the p50 of a clone of the case's largest tensor over this row's, "
             "the fraction of the memory roofline reached; given for modes that move between "
             "0.5 and 1.5 times the clone's bytes (one pass over memory). GB/s: the least "
@@ -109,7 +97,7 @@ def run_ops(ops: Sequence[str] = (), options: runner.RunOptions | None = None, *
                     env, {"preset": preset, "compile": options.compile,
                           "compile_mode": compile_mode or "default",
                           "reuse_memory": reuse_memory, **asdict(settings)},
-                    [timing_note(device, settings), OPS_NOTE])
+                    [timer.method_note(device, settings), OPS_NOTE])
     jobs = []
     for suite in suites:
         candidates = suite.backends.get(device.type, ())

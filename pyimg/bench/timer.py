@@ -211,3 +211,16 @@ def measure(variants: dict[str, Callable[[], object]], device: torch.device, s: 
             continue
         stats[name] = summarize(sampler.samples_us, first_us[name], peak, breaks[name])
     return Timed(stats, errors, other_load)
+
+
+def method_note(device: torch.device, settings: Settings) -> str:
+    """How the report's numbers were taken, for its notes."""
+    how = ("CUDA events around each call, L2 cleared before each op's call"
+           if device.type == "cuda" else "time.perf_counter around each call")
+    return (f"Each variant is warmed up (its first call, compile included, is the 'first call' "
+            f"column), then timed in {settings.rounds} interleaved rounds ({how}; rotating "
+            "order, so other load on the machine hits every variant alike). spread: "
+            "interquartile range over the median. x stock / x compiled: that variant's p50 "
+            "over this row's, same case and mode (above 1: faster). peak MB: memory above "
+            "what was in use before one call (CUDA allocator, or resident set on the CPU). "
+            "other load: cores' worth of CPU time other processes used during the case.")

@@ -30,7 +30,7 @@ def test_gpu_phases_fit_one_call_under_nine_minutes():
     limits = [int(x) for x in re.findall(r"limit +(\d+)s", out)]
     total = int(re.search(r'TOTAL_LIMIT_S="\$\{TOTAL_LIMIT_S:-(\d+)\}"',
                           SCRIPT.read_text()).group(1))
-    assert total < 540 and sum(limits[:-1]) < total  # the last phase gets what is left
+    assert total < 540 and sum(limits) < total and limits[-1] > 0
     assert "TORCH_CUDA_ARCH_LIST" in SCRIPT.read_text() and '"9.0"' in SCRIPT.read_text()
     sanitizer = next(line for line in lines if line.startswith("sanitizer"))
     assert "compute-sanitizer --tool memcheck" in sanitizer and "-m cuda" in sanitizer
