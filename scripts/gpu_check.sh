@@ -53,9 +53,11 @@ SANITIZER_K="${SANITIZER_K:-exact_permutation or gradients_match or matches_stoc
 BENCH_OPS_FLAGS="${BENCH_OPS_FLAGS---quick}"
 BENCH_MODELS_FLAGS="${BENCH_MODELS_FLAGS---quick}"
 PYTEST=("$PYTHON" -m pytest -q -p no:cacheprovider)
-# On the CPU the sanitizer's selection runs plainly on the cpu backend and Triton's interpreter.
+# On the CPU the sanitizer's selection runs plainly, on the cpu backend.
 sanitizer_marks=(-m cuda)
 [[ $device == cuda ]] || sanitizer_marks=(-m "not cuda")
+sanitizer_k=$SANITIZER_K
+[[ $device == cuda ]] || sanitizer_k="($SANITIZER_K) and cpu-cpu"
 
 phase_names=()
 phase_codes=()
@@ -120,10 +122,10 @@ if [[ $device == cuda ]]; then
     phase sanitizer "${LIMIT_SANITIZER_S:-110}" \
         env PYIMG_REQUIRE_EXTENSION=1 PYTORCH_NO_CUDA_MEMORY_CACHING=1 \
         compute-sanitizer --tool memcheck --error-exitcode 1 \
-        "${PYTEST[@]}" tests/ops -x "${sanitizer_marks[@]}" -k "$SANITIZER_K"
+        "${PYTEST[@]}" tests/ops -x "${sanitizer_marks[@]}" -k "$sanitizer_k"
 else
     phase sanitizer "${LIMIT_SANITIZER_S:-110}" env PYIMG_REQUIRE_EXTENSION=1 \
-        "${PYTEST[@]}" tests/ops -x "${sanitizer_marks[@]}" -k "$SANITIZER_K"
+        "${PYTEST[@]}" tests/ops -x "${sanitizer_marks[@]}" -k "$sanitizer_k"
 fi
 limit=$(within "${LIMIT_BENCH_OPS_S:-100}")
 # shellcheck disable=SC2086  # the flags are a list

@@ -74,7 +74,9 @@ def test_cpu_mode_runs_end_to_end(tmp_path):
     result = subprocess.run(
         ["bash", str(SCRIPT), "--cpu"], cwd=ROOT, capture_output=True, text=True,
         env={"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "SKIP_BUILD": "1",
-             "OUT": str(tmp_path), "PYTHON": sys.executable, "TOTAL_LIMIT_S": "500"})
+             "OUT": str(tmp_path), "PYTHON": sys.executable,
+             "BENCH_OPS_FLAGS": "--quick --no-compile",
+             "BENCH_MODELS_FLAGS": "--quick --no-compile"})
     summary = (tmp_path / "summary.md").read_text()
     assert result.returncode == 0, summary
     for phase in PHASES[1:]:
