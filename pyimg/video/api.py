@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import torch
+
 from pyimg.video import image_io, report
 from pyimg.video.atomic import atomic_output
 from pyimg.video.engine import Upscaler
@@ -56,6 +58,9 @@ def upscale(input: str | os.PathLike, output: str | os.PathLike, model: str | SR
         model, weights=weights, scale=scale, channels=channels, kwargs=model_kwargs)
     if scale is not None and scale != sr.scale:
         raise ValueError(f"model {sr.name} upscales by {sr.scale}, not {scale} (--scale)")
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and device in (None, "auto", "cuda") and torch.cuda.is_available():
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"  # one GPU per rank
     times = StageTimes()
     upscaler = Upscaler(sr, device=device, dtype=dtype, backend=backend, compile=compile,
                         tile=tile, overlap=overlap, cuda_graphs=cuda_graphs, times=times)
@@ -63,7 +68,6 @@ def upscale(input: str | os.PathLike, output: str | os.PathLike, model: str | SR
     encode = EncodeOptions(codec, crf, bitrate, preset, pix_fmt)
     first, stop = parse_frames(frames)
     job = _Job(upscaler, batch, progress, on_frame)
-    world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1:
         from pyimg.video import distributed
 

@@ -74,11 +74,13 @@ def rgb_to_ycc(rgb: torch.Tensor, matrix: str) -> tuple[torch.Tensor, torch.Tens
 
 
 def resize(planes: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Bicubic resampling to ``size`` (antialiased where it shrinks); the identity when the
-    size already matches."""
+    """Bicubic resampling to ``size`` (PyTorch's a = -0.75 kernel; antialiased when it
+    shrinks); the identity when the size already matches."""
     if tuple(planes.shape[-2:]) == tuple(size):
         return planes
-    return F.interpolate(planes, size=size, mode="bicubic", align_corners=False, antialias=True)
+    shrinks = any(o < i for o, i in zip(size, planes.shape[-2:], strict=True))
+    return F.interpolate(planes, size=size, mode="bicubic", align_corners=False,
+                         antialias=shrinks)
 
 
 def quantize(values: torch.Tensor, layout: Layout) -> torch.Tensor:

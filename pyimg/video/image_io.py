@@ -28,13 +28,13 @@ def read_image(path: str | Path) -> Picture:
     path = Path(path)
     try:
         image = Image.open(path)
+        raw = image.tile[0].args if image.tile else ""  # loading empties the tile list
         image.load()
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: no such file") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as error:
         raise ValueError(f"{path}: not a readable image ({error})") from None
     extra = {k: image.info[k] for k in _METADATA if k in image.info}
-    raw = image.tile[0].args if image.tile else ""
     raw = raw if isinstance(raw, str) else (raw or ("",))[0]
     if image.mode in ("RGB", "RGBA", "LA") and ";16" in str(raw):
         picture = _read_with_ffmpeg(path)

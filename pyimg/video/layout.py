@@ -31,7 +31,7 @@ class Layout:
     bits: int = 8
     chroma_shift: tuple[int, int] = (0, 0)  # log2 of the chroma subsampling (x, y)
     alpha: bool = False
-    full_range: bool = True  # yuv: limited ("studio", Y in 16..235 at 8 bits) unless full
+    full_range: bool = False  # yuv: limited ("studio", Y in 16..235 at 8 bits) or full
     matrix: str = "bt601"  # yuv: the Y'CbCr matrix of the samples
 
     def __post_init__(self):

@@ -140,18 +140,20 @@ def _from_zoo(architecture: str, state_and_metadata, name: str, kwargs: dict, sc
     state, metadata = state_and_metadata
     if scale is None:
         scale = _int_or_none(metadata.get("scale"))
-    module = _build(architecture, kwargs, scale)
+    module, used = _build(architecture, kwargs, scale)
     try:
         module.load_state_dict(state)
     except RuntimeError as error:
-        first = str(error).strip().splitlines()
-        raise ValueError(f"{origin}: weights do not fit {architecture}({kwargs}): "
-                         f"{' '.join(line.strip() for line in first[:3])}") from None
+        lines = str(error).strip().splitlines()
+        arguments = ", ".join(f"{k}={v!r}" for k, v in used.items())
+        raise ValueError(f"{origin}: weights do not fit {type(module).__name__}({arguments}): "
+                         f"{' '.join(line.strip() for line in lines[:3])}") from None
     channels = channels or metadata.get("channels") or _channels_of(module, origin)
     return _checked(SRModel(module.eval(), 0, channels, name), scale)
 
 
-def _build(architecture: str, kwargs: dict, scale: int | None) -> nn.Module:
+def _build(architecture: str, kwargs: dict, scale: int | None) -> tuple[nn.Module, dict]:
+    """The zoo model and the constructor arguments it was built with."""
     from pyimg import models
 
     classes = {name.lower(): getattr(models, name) for name in models.list_models()}
@@ -162,7 +164,7 @@ def _build(architecture: str, kwargs: dict, scale: int | None) -> nn.Module:
     if "upscale_factor" in inspect.signature(cls).parameters and scale is not None:
         kwargs = {"upscale_factor": scale} | kwargs
     try:
-        return cls(**kwargs)
+        return cls(**kwargs), kwargs
     except TypeError as error:
         raise ValueError(f"{cls.__name__}({kwargs}): {error}") from None
 

@@ -49,10 +49,11 @@ class StageTimes:
             end.synchronize()
             self.add(stage, start.elapsed_time(end) / 1e3, frames)
 
-    def merge(self, other: "StageTimes") -> None:
-        other.resolve()
-        for stage in STAGES:
-            self._samples[stage].extend(other._samples[stage])
+    def add_samples(self, samples: dict[str, list[float]]) -> None:
+        """Per-frame milliseconds from another run's ``samples()`` (another process)."""
+        with self._lock:
+            for stage, values in samples.items():
+                self._samples[stage].extend(values)
 
     def summary(self) -> dict[str, dict[str, float]]:
         """{stage: {"p50_ms", "p90_ms", "mean_ms", "frames"}} for the stages that ran."""

@@ -29,9 +29,9 @@ def receptive_radius(module: torch.nn.Module, in_channels: int, scale: int,
     side = 33
     generator = torch.Generator().manual_seed(0)
     while side <= largest:
-        x = torch.rand(1, in_channels, side, side, generator=generator).to(device)
-        x.requires_grad_(True)
-        with torch.enable_grad():
+        with torch.inference_mode(False), torch.enable_grad():  # callers may be in either
+            x = torch.rand(1, in_channels, side, side, generator=generator).to(device)
+            x.requires_grad_(True)
             y = module(x.to(param.dtype) if param is not None else x)
             c = side // 2
             y[..., c * scale:(c + 1) * scale, c * scale:(c + 1) * scale].float().sum().backward()
