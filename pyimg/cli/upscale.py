@@ -95,10 +95,11 @@ def run_upscale(args) -> int:
     if args.sample:
         if len(args.paths) > 1:
             raise ValueError("--sample takes at most one path, the output")
-        from pyimg.video.sample_job import run_sample
+        from pyimg.video.sample_job import run_sample, table
 
         report = run_sample(args.paths[0] if args.paths else None, args.model,
                             copy_streams=args.copy_streams, verbose=not args.quiet, **options)
+        print(table(report))
     else:
         if len(args.paths) != 2:
             args.parser.error("give INPUT and OUTPUT (or --sample)")

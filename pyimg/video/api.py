@@ -64,6 +64,8 @@ def upscale(input: str | os.PathLike, output: str | os.PathLike, model: str | SR
     times = StageTimes()
     upscaler = Upscaler(sr, device=device, dtype=dtype, backend=backend, compile=compile,
                         tile=tile, overlap=overlap, cuda_graphs=cuda_graphs, times=times)
+    if batch is not None and batch < 1:
+        raise ValueError(f"--batch must be positive, got {batch}")
     batch = batch or (4 if upscaler.cuda else 1)
     encode = EncodeOptions(codec, crf, bitrate, preset, pix_fmt)
     first, stop = parse_frames(frames)

@@ -148,7 +148,8 @@ def _audio(container, seconds: float):
     return stream, packets + list(stream.encode(None))
 
 
-def write_clip(path: Path, frames_rgb: np.ndarray) -> None:
+def write_clip(path: Path, frames_rgb: np.ndarray, crf: int = CRF,
+               preset: str = "veryslow") -> None:
     """H.264 (BT.601, limited range, 4:2:0) + AAC tone, from (frames, h, w, 3) uint8 RGB."""
     import av
     import torch
@@ -164,7 +165,7 @@ def write_clip(path: Path, frames_rgb: np.ndarray) -> None:
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
         cc = video.codec_context
         cc.color_range, cc.colorspace, cc.color_primaries, cc.color_trc = 1, 6, 6, 6
-        video.options = {"crf": str(CRF), "preset": "veryslow", "threads": "1"}
+        video.options = {"crf": str(crf), "preset": preset, "threads": "1"}
         audio, audio_packets = _audio(container, len(frames_rgb) / FPS)
         for i, rgb in enumerate(frames_rgb):
             planes = to_yuv.from_model(torch.from_numpy(rgb).permute(2, 0, 1)[None] / 255.0,

@@ -6,7 +6,6 @@ PSNR is measured on the planes the model stage hands to the encoder, so the outp
 loss does not count against the model; the input clip's own compression does (for both).
 """
 
-import sys
 import tempfile
 from pathlib import Path
 
@@ -41,14 +40,16 @@ class LumaPSNR:
         return float(np.mean(self.values)) if self.values else None
 
 
-def run_sample(output: str | None, model: str, copy_streams: bool = True, verbose: bool = True,
-               **options) -> dict:
+def run_sample(output: str | None, model: str, *, weights: str | None = None,
+               scale: int | None = None, channels: str | None = None,
+               model_kwargs: dict | None = None, copy_streams: bool = True,
+               verbose: bool = True, **options) -> dict:
     """Upscale the sample clip with ``model`` into ``output`` (default
-    ``sample_x{scale}_{model}.mp4`` here), then with bicubic into a temporary file; print
-    and return both runs' fps and PSNR."""
-    spec_options = {k: options.pop(k) for k in ("weights", "scale", "channels", "model_kwargs")}
-    sr = load_model(model, **{k if k != "model_kwargs" else "kwargs": v
-                              for k, v in spec_options.items()})
+    ``sample_x{scale}_{model}.mp4`` here), then with bicubic into a temporary file; return
+    both runs' reports with their PSNR (``table`` formats them). ``verbose``: print each
+    run's stage summary."""
+    sr = load_model(model, weights=weights, scale=scale, channels=channels,
+                    kwargs=model_kwargs)
     clip = sample.clip_path(sr.scale)
     name = Path(sr.name).stem.replace(".", "_")
     output = output or f"sample_x{sr.scale}_{name}.mp4"
@@ -68,11 +69,8 @@ def run_sample(output: str | None, model: str, copy_streams: bool = True, verbos
     with tempfile.TemporaryDirectory() as folder:
         bicubic = scored("bicubic", load_model("bicubic", scale=sr.scale),
                          str(Path(folder) / "bicubic.mp4"))
-    result = {"clip": str(clip), "output": output, "model": ours, "bicubic": bicubic,
-              "psnr_unavailable": why_not}
-    if verbose:
-        print(table(result), file=sys.stdout)
-    return result
+    return {"clip": str(clip), "output": output, "model": ours, "bicubic": bicubic,
+            "psnr_unavailable": why_not}
 
 
 def table(result: dict) -> str:

@@ -1,0 +1,220 @@
+"""pyimg upscale end to end: the whole pipeline's fps beside the network alone on the same
+frames and batch (goal: >= 0.9 of it, the pipeline's overhead hidden behind the model), and
+each other stage alone (decode, the model stage with colour conversion, encode), so the slowest
+stage is known.
+
+    python benchmarks/bench_upscale.py [--device cpu|cuda] [--quick] [--out DIR]
+
+CPU cases: ESPCN x2 360p -> 720p and ESPCN x4 270p -> 1080p; CUDA cases: ESPCN x2 1080p -> 4K
+and SRResNet x4 270p -> 1080p (goal: real time, >= 60 fps end to end). Weights are random
+(speed does not depend on them). The input is the sample clip's camera path over coffee.png
+rendered at the case's size, H.264 CRF 18; the output H.264 CRF 18 (pyimg's default), preset
+medium unless a row says otherwise. Each measurement is the best of ``REPEATS`` runs, the
+host's load average is written beside it. Writes upscale_<device>.md and .csv to --out.
+"""
+
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np
+import timing
+import torch
+
+from pyimg.models import ESPCN, SRResNet
+from pyimg.video import sample, upscale
+from pyimg.video.engine import Upscaler
+from pyimg.video.model_spec import SRModel
+from pyimg.video.picture import Picture
+from pyimg.video.resample import crop_resize
+from pyimg.video.video_reader import VideoReader
+from pyimg.video.video_writer import EncodeOptions, VideoWriter, choose_codec
+
+REPEATS = 2
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    architecture: str
+    scale: int
+    size: tuple[int, int]  # input width, height
+    frames: int
+    batch: int
+    preset: str | None = None
+
+
+CPU_CASES = [Case("ESPCN x2 360p->720p", "espcn", 2, (640, 360), 32, 1),
+             Case("ESPCN x2 360p->720p", "espcn", 2, (640, 360), 32, 1, "veryfast"),
+             Case("ESPCN x4 270p->1080p", "espcn", 4, (480, 270), 32, 1),
+             Case("ESPCN x4 270p->1080p", "espcn", 4, (480, 270), 32, 1, "veryfast")]
+GPU_CASES = [Case("ESPCN x2 1080p->4K", "espcn", 2, (1920, 1080), 240, 4),
+             Case("SRResNet x4 270p->1080p", "srresnet", 4, (480, 270), 240, 8)]
+
+
+def model_for(case: Case) -> SRModel:
+    torch.manual_seed(0)
+    if case.architecture == "espcn":
+        return SRModel(ESPCN(case.scale).eval(), case.scale, "y", f"ESPCN x{case.scale}")
+    return SRModel(SRResNet(case.scale).eval(), case.scale, "rgb", f"SRResNet x{case.scale}")
+
+
+def make_input(path: Path, case: Case) -> None:
+    """The sample's camera path over coffee.png at the case's size (upsampled where the
+    photo is smaller), H.264 CRF 18."""
+    photo = sample.load_photo(sample.photo_path())
+    height, width = photo.shape[:2]
+    frames = []
+    for i in range(case.frames):
+        left, top, crop = sample.camera(i, case.frames, (width, height))
+        step = crop / case.size[0]
+        frames.append(np.clip(np.rint(crop_resize(photo, left, top, step, case.size)), 0, 255)
+                      .astype(np.uint8))
+    sample.write_clip(path, np.stack(frames), crf=18, preset="veryfast")
+
+
+def _best(runs: list[float]) -> float:
+    return max(runs)
+
+
+def decode_fps(path: Path) -> float:
+    start = time.perf_counter()
+    reader = VideoReader(path, copy_streams=False)
+    count = sum(1 for _ in reader)
+    reader.close()
+    return count / (time.perf_counter() - start)
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def network_fps(sr: SRModel, pictures: list[Picture], batch: int, device: str) -> float:
+    """The network alone: model inputs prepared on the device beforehand, as the pipeline
+    would hand them over (channels_last, the model's dtype)."""
+    up = Upscaler(sr, device=device)
+    path = up.colour_path(pictures[0].layout, pictures[0].layout)
+    inputs = []
+    with torch.inference_mode():
+        for i in range(0, len(pictures), batch):
+            planes = [torch.from_numpy(np.stack(p)).to(up.device) for p in
+                      zip(*(q.planes for q in pictures[i:i + batch]), strict=True)]
+            x, _ = path.to_model(planes)
+            inputs.append(x.contiguous(memory_format=torch.channels_last))
+        up.network(inputs[0])
+        _synchronize(up.device)
+        start = time.perf_counter()
+        for x in inputs:
+            up.network(x)
+        _synchronize(up.device)
+    return len(pictures) / (time.perf_counter() - start)
+
+
+def model_stage(sr: SRModel, pictures: list[Picture], batch: int, device: str):
+    """Upload + colour conversion + network + requantization + download of every batch, one
+    after the other (no overlap): its fps and the output pictures."""
+    up = Upscaler(sr, device=device)
+    layout = pictures[0].layout
+    path = up.colour_path(layout, layout)
+    groups = [pictures[i:i + batch] for i in range(0, len(pictures), batch)]
+    up.host_arrays(up.compute(up.upload([p.planes for p in groups[0]]), path), len(groups[0]))
+    outputs = []
+    start = time.perf_counter()
+    for group in groups:
+        arrays = up.host_arrays(up.compute(up.upload([p.planes for p in group]), path),
+                                len(group))
+        outputs += [Picture([a[i] for a in arrays], layout, p.pts) for i, p in
+                    enumerate(group)]
+    return len(pictures) / (time.perf_counter() - start), outputs
+
+
+def encode_fps(path: Path, reader_info, outputs: list[Picture], case: Case, out: Path) -> float:
+    height, width = outputs[0].size
+    options = EncodeOptions(preset=case.preset)
+    codec = choose_codec(str(out), reader_info, None)
+    start = time.perf_counter()
+    writer = VideoWriter(out, reader_info, outputs[0].layout, width, height, options, codec)
+    for picture in outputs:
+        writer.write(picture)
+    writer.close()
+    return len(outputs) / (time.perf_counter() - start)
+
+
+def run_case(case: Case, device: str, folder: Path) -> dict:
+    source = folder / f"in_{case.size[0]}x{case.size[1]}_{case.frames}.mp4"
+    if not source.exists():
+        make_input(source, case)
+    sr = model_for(case)
+    reader = VideoReader(source, copy_streams=False)
+    info = reader.info
+    pictures = [Picture([p.copy() for p in item.planes], item.layout, item.pts)
+                for item in reader]
+    reader.close()
+    row = {"case": case.name, "batch": case.batch, "frames": len(pictures),
+           "encoder": f"libx264 crf 18 preset {case.preset or 'medium'}",
+           "load_before": round(os.getloadavg()[0], 2)}
+    row["decode_fps"] = _best([decode_fps(source) for _ in range(REPEATS)])
+    row["network_fps"] = _best([network_fps(sr, pictures, case.batch, device)
+                                for _ in range(REPEATS)])
+    stage_runs = [model_stage(sr, pictures, case.batch, device) for _ in range(REPEATS)]
+    row["model_stage_fps"] = _best([fps for fps, _ in stage_runs])
+    outputs = stage_runs[0][1]
+    row["encode_fps"] = _best([encode_fps(source, info, outputs, case, folder / "enc.mp4")
+                               for _ in range(REPEATS)])
+    end_to_end = []
+    for _ in range(REPEATS):
+        report = upscale(source, folder / "out.mp4", sr, device=device, batch=case.batch,
+                         preset=case.preset, progress=False, copy_streams=False)
+        end_to_end.append(report)
+    best = max(end_to_end, key=lambda r: r["fps"])
+    row["end_to_end_fps"] = best["fps"]
+    row["of_network"] = round(best["fps"] / row["network_fps"], 3)
+    row["slowest_stage_in_pipeline"] = best.get("slowest_stage")
+    row["load_after"] = round(os.getloadavg()[0], 2)
+    for key in ("decode_fps", "network_fps", "model_stage_fps", "encode_fps", "end_to_end_fps"):
+        row[key] = round(row[key], 2)
+    return row
+
+
+def main() -> int:
+    parser = timing.argument_parser(__doc__.splitlines()[0])
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    cases = GPU_CASES if device.type == "cuda" else CPU_CASES
+    if args.quick:
+        cases = [Case(c.name, c.architecture, c.scale, c.size, 8, c.batch, c.preset)
+                 for c in cases[:1]]
+    env = timing.environment(device)
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        for case in cases:
+            rows.append(run_case(case, str(device), Path(folder)))
+            print(rows[-1], flush=True)
+    headers = ["case", "encoder", "batch", "frames", "decode_fps", "network_fps",
+               "model_stage_fps", "encode_fps", "end_to_end_fps", "of_network",
+               "slowest_stage_in_pipeline", "load_before", "load_after"]
+    table = timing.markdown_table(headers, [[str(r[h]) for h in headers] for r in rows])
+    notes = ("fps: frames per second, best of 2 runs. network: the model's forward alone on "
+             "inputs already on the device; model stage: upload + colour conversion + network "
+             "+ requantization + download, one batch after another; decode / encode: that "
+             "stage alone; end to end: `pyimg.video.upscale` (decode thread -> model -> encode "
+             "thread). of_network: end to end / network (goal >= 0.9). load: the host's "
+             "1-minute load average before and after the case (other processes share the "
+             f"{os.cpu_count()} cores).")
+    text = "\n\n".join([f"# upscale{' (quick)' * args.quick}", timing.environment_lines(env),
+                        f"torch threads: {torch.get_num_threads()}", notes, table]) + "\n"
+    md_path, csv_path = timing.result_paths(args.out, "upscale", env)
+    timing.write_text(md_path, text)
+    timing.write_csv(csv_path, env, rows)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
