@@ -85,5 +85,15 @@ def resize(planes: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 def quantize(values: torch.Tensor, layout: Layout) -> torch.Tensor:
     """Float sample values -> the layout's integer samples (rounded, clamped)."""
-    dtype = torch.uint8 if layout.bits == 8 else torch.uint16
-    return values.round().clamp_(0, layout.max_value).to(dtype)
+    values = values.round().clamp_(0, layout.max_value)
+    if layout.bits == 8:
+        return values.to(torch.uint8)
+    # CUDA has few uint16 kernels: go through int16, whose bits are the same.
+    return values.to(torch.int32).to(torch.int16).view(torch.uint16)
+
+
+def samples_to_float(samples: torch.Tensor) -> torch.Tensor:
+    """uint8 or uint16 samples as float32 (uint16 read through int16, as in ``quantize``)."""
+    if samples.dtype == torch.uint16:
+        samples = samples.view(torch.int16).to(torch.int32).bitwise_and_(0xFFFF)
+    return samples.to(torch.float32)

@@ -182,6 +182,12 @@ class Upscaler:
     def compute(self, batch: DeviceBatch, path: ColourPath) -> DeviceBatch:
         """Colour conversion + model + requantization of one uploaded batch; returns the
         (possibly still copying) download of its output planes."""
+        if self.cuda:
+            with torch.cuda.device(self.device):  # events and streams of this device
+                return self._compute(batch, path)
+        return self._compute(batch, path)
+
+    def _compute(self, batch: DeviceBatch, path: ColourPath) -> DeviceBatch:
         self.transfer.wait(batch)
         frames = batch.planes[0].shape[0]
         if self.cuda:

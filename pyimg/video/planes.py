@@ -30,7 +30,7 @@ class Kept:
 def _as_float(plane: torch.Tensor) -> torch.Tensor:
     """(B, H, W) or packed (B, H, W, C) integer samples -> (B, C, H, W) float32."""
     plane = plane.unsqueeze(1) if plane.dim() == 3 else plane.permute(0, 3, 1, 2)
-    return plane.to(torch.float32)
+    return color.samples_to_float(plane)
 
 
 class ColourPath:

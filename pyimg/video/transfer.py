@@ -63,7 +63,7 @@ class CudaTransfer:
             np.stack(arrays, out=buffer.numpy())
             host.append(buffer)
         start, end = self._events()
-        with torch.cuda.stream(self.copy_stream):
+        with torch.cuda.device(self.device), torch.cuda.stream(self.copy_stream):
             start.record()
             planes = [h.to(self.device, non_blocking=True) for h in host]
             end.record()
@@ -82,7 +82,7 @@ class CudaTransfer:
         computed = torch.cuda.Event()
         computed.record(torch.cuda.current_stream(self.device))
         start, end = self._events()
-        with torch.cuda.stream(self.copy_stream):
+        with torch.cuda.device(self.device), torch.cuda.stream(self.copy_stream):
             self.copy_stream.wait_event(computed)
             start.record()
             host = []

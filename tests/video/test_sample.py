@@ -5,6 +5,7 @@ import av
 import numpy as np
 import pytest
 
+from pyimg import models
 from pyimg.cli import main
 from pyimg.video import sample
 from pyimg.video.layout import Layout
@@ -102,3 +103,12 @@ def test_main_job_scores_bicubic(tmp_path, capsys):
     rows = [line for line in table.splitlines() if line.startswith("| bicubic")]
     psnrs = {float(row.split("|")[3]) for row in rows}
     assert len(rows) == 2 and len(psnrs) == 1 and 28 < psnrs.pop() < 38
+
+
+@needs_photo
+@pytest.mark.slow
+@pytest.mark.skipif(not hasattr(models, "pretrained"), reason="no shipped weights yet")
+@pytest.mark.parametrize("name", ["espcn-x2", "espcn-x3", "espcn-x4"])
+def test_shipped_espcn_beats_bicubic_on_the_sample(tmp_path, name):
+    result = run_sample(str(tmp_path / "up.mp4"), name, verbose=False, progress=False)
+    assert result["model"]["psnr_y"] > result["bicubic"]["psnr_y"]
