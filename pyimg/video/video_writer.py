@@ -140,6 +140,7 @@ class VideoWriter:
         self.pix_fmt = encoder_pix_fmt(layout, _encoder_formats(codec))
         self.stream = self._video_stream(codec, width, height, options)
         self.offset_pts = round(time_offset / info.time_base) if time_offset else 0
+        self.frames_written = 0
         self.time_offset = time_offset
         self.copies = {}
         supported = self.container.supported_codecs
@@ -200,6 +201,10 @@ class VideoWriter:
         frame = to_av_frame(picture, self.pix_fmt)
         if frame.pts is not None:
             frame.pts -= self.offset_pts
+        else:  # a stream without timestamps (raw H.264, say): frames at the nominal rate
+            frame.pts = round(self.frames_written / (self.stream.average_rate or Fraction(25))
+                              / self.info.time_base)
+        self.frames_written += 1
         frame.time_base = self.info.time_base
         self._mux(self.stream.encode(frame))
 

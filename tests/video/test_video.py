@@ -122,3 +122,22 @@ def test_report_json_and_pix_fmt_choice(clip, tmp_path):
     container, video = _stream(out)
     with container:
         assert video.codec_context.pix_fmt == "yuv444p"
+
+
+def test_stream_without_timestamps_gets_the_nominal_rate(clip, tmp_path):
+    """A raw H.264 elementary stream has no timestamps: frames are placed at its rate."""
+    source, _ = clip("in.mp4", frames=5, audio=False)
+    raw = tmp_path / "in.h264"
+    with av.open(str(source)) as container, av.open(str(raw), "w") as out:
+        stream = out.add_stream_from_template(container.streams.video[0])
+        for packet in container.demux(video=0):
+            if packet.size:
+                packet.stream = stream
+                out.mux(packet)
+    result = tmp_path / "out.mp4"
+    upscale(raw, result, "bicubic", scale=2, progress=False)
+    container, video = _stream(result)
+    with container:
+        times = [float(f.time) for f in container.decode(video)]
+    rate = float(video.average_rate)
+    assert times == pytest.approx([i / rate for i in range(5)])
