@@ -26,8 +26,7 @@ from torch import nn
 
 from pyimg.video.planes import CHANNELS
 
-SHIPPED_PATTERN = re.compile(r"[a-z0-9]+-x\d+")
-METADATA_KEYS = ("architecture", "kwargs", "scale", "channels")
+SHIPPED_PATTERN = re.compile(r"[a-z0-9]+-x\d+")  # how shipped names look: espcn-x2
 
 
 @dataclass
@@ -83,7 +82,8 @@ def load_model(spec: str, weights: str | None = None, scale: int | None = None,
                              "(--weights FILE.safetensors); untrained weights upscale nothing")
         return _from_zoo(spec, _load_state(weights), Path(weights).name, dict(kwargs or {}),
                          scale, channels, origin=weights)
-    if SHIPPED_PATTERN.fullmatch(spec):
+    shipped = models.list_pretrained() if hasattr(models, "list_pretrained") else []
+    if spec in shipped or SHIPPED_PATTERN.fullmatch(spec):
         return _shipped(spec, scale)
     raise ValueError(
         f"unknown model {spec!r}: expected a shipped name (like espcn-x2), 'bicubic', a zoo "
@@ -101,7 +101,7 @@ def _shipped(name: str, scale: int | None) -> SRModel:
         raise ValueError(f"unknown shipped model {name!r}; shipped: {models.list_pretrained()}")
     try:
         module = models.pretrained(name)
-    except (OSError, RuntimeError) as error:
+    except (OSError, RuntimeError, ValueError) as error:
         raise OSError(f"shipped model {name!r}: its weights could not be loaded: {error}") \
             from error
     info = models.pretrained_info(name)

@@ -97,3 +97,28 @@ def test_bicubic_baseline():
     sr = load_model("bicubic", scale=3)
     assert sr.scale == 3
     assert sr.module(torch.rand(1, 1, 4, 5)).shape == (1, 1, 12, 15)
+
+
+def test_shipped_name_through_the_pretrained_interface(monkeypatch):
+    """pyimg.models.pretrained / pretrained_info / list_pretrained, as the zoo will ship
+    them (stood in for here): the name loads with its scale and channels; a load failure is
+    a clear error naming the model."""
+    def pretrained(name):
+        if name == "espcn-x4":
+            raise FileNotFoundError("espcn-x4.safetensors is missing")
+        return ESPCN(int(name[-1])).eval()
+
+    def pretrained_info(name):
+        return {"architecture": "ESPCN", "kwargs": {"upscale_factor": int(name[-1])},
+                "scale": int(name[-1]), "channels": "y"}
+
+    monkeypatch.setattr(models, "pretrained", pretrained, raising=False)
+    monkeypatch.setattr(models, "pretrained_info", pretrained_info, raising=False)
+    monkeypatch.setattr(models, "list_pretrained", lambda: ["espcn-x2", "espcn-x3", "espcn-x4"],
+                        raising=False)
+    sr = load_model("espcn-x3")
+    assert (sr.scale, sr.channels, sr.name) == (3, "y", "espcn-x3")
+    with pytest.raises(OSError, match="shipped model 'espcn-x4': its weights could not be"):
+        load_model("espcn-x4")
+    with pytest.raises(ValueError, match="unknown shipped model 'espcn-x8'"):
+        load_model("espcn-x8")
