@@ -53,6 +53,21 @@ def model_to_luma(values: torch.Tensor) -> torch.Tensor:
     return (values * 255.0 - 16.0) / 219.0
 
 
+def luma_model_affine(layout: Layout) -> tuple[float, float]:
+    """(scale, offset) with model value = luma sample * scale + offset: ``decode_luma`` then
+    ``luma_to_model`` in one step (limited range: the sample / 255 at 8 bits)."""
+    if layout.family == "yuv" and not layout.full_range:
+        return 1.0 / (255.0 * _step(layout)), 0.0
+    return 219.0 / (255.0 * layout.max_value), 16.0 / 255.0
+
+
+def chroma_limits(layout: Layout) -> tuple[float, float]:
+    """The legal chroma sample range: 16..240 (x 2^(bits-8)) in limited range."""
+    if layout.full_range:
+        return 0.0, float(layout.max_value)
+    return 16.0 * _step(layout), 240.0 * _step(layout)
+
+
 def ycc_to_rgb(luma: torch.Tensor, chroma: torch.Tensor, matrix: str) -> torch.Tensor:
     """(B, 1, H, W) Y' and (B, 2, H, W) Cb, Cr -> (B, 3, H, W) R'G'B'."""
     kr, kb = KR_KB[matrix]

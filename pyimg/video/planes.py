@@ -6,6 +6,10 @@ at its own resolution and resampled bicubically once, straight to the size the o
 needs; a Y'CbCr input is fed plane by plane (its own luma, range-normalized, with no round trip
 through RGB), an RGB one is split by BT.601 as MATLAB's ``rgb2ycbcr`` does. RGB models see
 R'G'B'. Alpha never reaches a model: it is resampled bicubically on its own.
+
+The common case, a Y'CbCr video written back with the same matrix, range and depth, takes a
+direct path: one multiply from Y samples to model values and back, and the chroma resampled as
+samples, so the planes are read and written about once each.
 """
 
 from dataclasses import dataclass
@@ -22,7 +26,8 @@ CHANNELS = ("y", "rgb")
 class Kept:
     """What the model does not see, carried from input to output."""
 
-    chroma: torch.Tensor | None  # (B, 2, h, w) Cb, Cr signal, with a y model
+    chroma: torch.Tensor | None  # (B, 2, h, w) Cb, Cr with a y model: samples on the direct
+    # path, else the signal
     matrix: str  # the chroma's Y'CbCr matrix
     alpha: torch.Tensor | None  # (B, 1, H, W) in [0, 1]
 
@@ -41,10 +46,19 @@ class ColourPath:
         if channels not in CHANNELS:
             raise ValueError(f"model channels must be one of {CHANNELS}, got {channels!r}")
         self.in_layout, self.out_layout, self.channels = in_layout, out_layout, channels
+        self.direct = (channels == "y" and in_layout.family == out_layout.family == "yuv"
+                       and (in_layout.bits, in_layout.full_range, in_layout.matrix)
+                       == (out_layout.bits, out_layout.full_range, out_layout.matrix))
 
     def to_model(self, planes: list[torch.Tensor]) -> tuple[torch.Tensor, Kept]:
         layout = self.in_layout
         alpha = _as_float(planes[-1]) / layout.max_value if layout.alpha else None
+        if self.direct:
+            scale, offset = color.luma_model_affine(layout)
+            values = _as_float(planes[0]).mul_(scale)
+            chroma = torch.cat([_as_float(p) for p in planes[1:3]], 1)
+            return (values.add_(offset) if offset else values), Kept(chroma, layout.matrix,
+                                                                      alpha)
         matrix, chroma = "bt601", None
         if layout.family == "yuv":
             luma = color.decode_luma(_as_float(planes[0]), layout)
@@ -68,19 +82,31 @@ class ColourPath:
 
     def from_model(self, values: torch.Tensor, kept: Kept) -> list[torch.Tensor]:
         """Model output (B, C, H, W) in [0, 1] (clamped here) -> integer planes."""
-        values = values.float().clamp(0, 1)
         size = values.shape[-2:]
         out = self.out_layout
-        if self.channels == "rgb":
-            planes = self._from_rgb(values)
+        if self.direct:
+            planes = self._direct(values.float(), kept)
+        elif self.channels == "rgb":
+            planes = self._from_rgb(values.float().clamp(0, 1))
         else:
-            planes = self._from_ycc(color.model_to_luma(values), kept)
+            planes = self._from_ycc(color.model_to_luma(values.float().clamp(0, 1)), kept)
         if out.alpha:
             alpha = kept.alpha if kept.alpha is not None else values.new_ones(
                 values.shape[0], 1, *size)
             planes.append(color.quantize(color.resize(alpha, size).clamp(0, 1) * out.max_value,
                                          out)[:, 0])
         return planes
+
+    def _direct(self, values: torch.Tensor, kept: Kept) -> list[torch.Tensor]:
+        """Model luma and chroma samples -> planes (clamping in samples is clamping the model
+        output to [0, 1], up to the luma codes above 1 that limited range allows)."""
+        out = self.out_layout
+        scale, offset = color.luma_model_affine(out)
+        luma = color.quantize((values - offset).mul_(1.0 / scale), out)[:, 0]
+        chroma = color.resize(kept.chroma, out.chroma_size(*values.shape[-2:]))
+        low, high = color.chroma_limits(out)
+        chroma = color.quantize(chroma.clamp_(low, high), out)
+        return [luma, chroma[:, 0], chroma[:, 1]]
 
     def _from_rgb(self, rgb: torch.Tensor) -> list[torch.Tensor]:
         out = self.out_layout

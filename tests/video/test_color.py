@@ -113,3 +113,31 @@ def test_rgb_model_on_yuv_444_round_trips_within_a_step():
     assert (values - rgb).abs().max() < 2 / 219
     for before, after in zip(planes, path.from_model(values, kept), strict=True):
         assert (before.int() - after.int()).abs().max() <= 1
+
+
+@pytest.mark.parametrize("full_range", [False, True])
+def test_direct_yuv_path_against_the_formulas(full_range):
+    """Y'CbCr in and out with the same layout: model input is MATLAB's Y / 255, output luma
+    the inverse, chroma bicubic x2 of the chroma samples, clamped to the legal range."""
+    import torch.nn.functional as F
+
+    layout = Layout("yuv", 8, (1, 1), full_range=full_range)
+    planes = _planes(layout, 6, 8, seed=3)
+    path = ColourPath(layout, layout, "y")
+    assert path.direct
+    values, kept = path.to_model(planes)
+    y = planes[0].double()
+    want = (16 + 219 * y / 255) / 255 if full_range else y / 255
+    torch.testing.assert_close(values[:, 0].double(), want, atol=1e-6, rtol=0)
+    model_out = torch.rand(1, 1, 12, 16)
+    luma, cb, cr = path.from_model(model_out, kept)
+    if full_range:
+        want_luma = ((model_out * 255 - 16) / 219 * 255).round().clamp(0, 255)
+    else:
+        want_luma = (model_out * 255).round()
+    assert (luma.int() - want_luma[:, 0].int()).abs().max() <= 1
+    chroma = torch.stack([p.float() for p in planes[1:3]], 1)
+    up = F.interpolate(chroma, scale_factor=2, mode="bicubic", align_corners=False)
+    low, high = (0, 255) if full_range else (16, 240)
+    want_chroma = up.clamp(low, high).round()
+    assert (torch.stack([cb, cr], 1).int() - want_chroma.int()).abs().max() <= 1
