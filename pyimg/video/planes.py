@@ -98,8 +98,8 @@ class ColourPath:
         return planes
 
     def _direct(self, values: torch.Tensor, kept: Kept) -> list[torch.Tensor]:
-        """Model luma and chroma samples -> planes (clamping in samples is clamping the model
-        output to [0, 1], up to the luma codes above 1 that limited range allows)."""
+        """Model values and chroma samples -> planes. Clamping luma codes to 0..2^bits - 1
+        clamps the model output to [0, 1] (to [0, 1023/1020] at 10-bit limited range)."""
         out = self.out_layout
         scale, offset = color.luma_model_affine(out)
         luma = color.quantize((values - offset).mul_(1.0 / scale), out)[:, 0]
