@@ -95,9 +95,10 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def network_fps(sr: SRModel, pictures: list[Picture], batch: int, device: str) -> float:
+def network_fps(sr: SRModel, pictures: list[Picture], batch: int,
+                device: str) -> tuple[float, float]:
     """The network alone: model inputs prepared on the device beforehand, as the pipeline
-    would hand them over (channels_last, the model's dtype)."""
+    would hand them over (channels_last, the model's dtype). (fps, process CPU ms a frame)"""
     up = Upscaler(sr, device=device)
     path = up.colour_path(pictures[0].layout, pictures[0].layout)
     inputs = []
@@ -109,11 +110,13 @@ def network_fps(sr: SRModel, pictures: list[Picture], batch: int, device: str) -
             inputs.append(x.contiguous(memory_format=torch.channels_last))
         up.network(inputs[0])
         _synchronize(up.device)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         for x in inputs:
             up.network(x)
         _synchronize(up.device)
-    return len(pictures) / (time.perf_counter() - start)
+    frames = len(pictures)
+    return (frames / (time.perf_counter() - start),
+            (time.process_time() - cpu) * 1e3 / frames)
 
 
 def model_stage(sr: SRModel, pictures: list[Picture], batch: int, device: str):
@@ -160,24 +163,28 @@ def run_case(case: Case, device: str, folder: Path) -> dict:
            "encoder": f"libx264 crf 18 preset {case.preset or 'medium'}",
            "load_before": round(os.getloadavg()[0], 2)}
     row["decode_fps"] = _best([decode_fps(source) for _ in range(REPEATS)])
-    row["network_fps"] = _best([network_fps(sr, pictures, case.batch, device)
-                                for _ in range(REPEATS)])
     stage_runs = [model_stage(sr, pictures, case.batch, device) for _ in range(REPEATS)]
     row["model_stage_fps"] = _best([fps for fps, _ in stage_runs])
     outputs = stage_runs[0][1]
     row["encode_fps"] = _best([encode_fps(source, info, outputs, case, folder / "enc.mp4")
                                for _ in range(REPEATS)])
-    end_to_end = []
+    # The network alone and the whole pipeline in turns, so load drifts hit both alike.
+    network, end_to_end = [], []
     for _ in range(REPEATS):
+        network.append(network_fps(sr, pictures, case.batch, device))
+        cpu = time.process_time()
         report = upscale(source, folder / "out.mp4", sr, device=device, batch=case.batch,
                          preset=case.preset, progress=False, copy_streams=False)
-        end_to_end.append(report)
-    best = max(end_to_end, key=lambda r: r["fps"])
+        end_to_end.append((report, (time.process_time() - cpu) * 1e3 / report["frames"]))
+    row["network_fps"], row["network_cpu_ms"] = max(network)
+    best, row["end_to_end_cpu_ms"] = max(end_to_end, key=lambda run: run[0]["fps"])
     row["end_to_end_fps"] = best["fps"]
     row["of_network"] = round(best["fps"] / row["network_fps"], 3)
+    row["cpu_of_network"] = round(row["network_cpu_ms"] / row["end_to_end_cpu_ms"], 3)
     row["slowest_stage_in_pipeline"] = best.get("slowest_stage")
     row["load_after"] = round(os.getloadavg()[0], 2)
-    for key in ("decode_fps", "network_fps", "model_stage_fps", "encode_fps", "end_to_end_fps"):
+    for key in ("decode_fps", "network_fps", "model_stage_fps", "encode_fps", "end_to_end_fps",
+                "network_cpu_ms", "end_to_end_cpu_ms"):
         row[key] = round(row[key], 2)
     return row
 
@@ -198,15 +205,19 @@ def main() -> int:
             print(rows[-1], flush=True)
     headers = ["case", "encoder", "batch", "frames", "decode_fps", "network_fps",
                "model_stage_fps", "encode_fps", "end_to_end_fps", "of_network",
+               "network_cpu_ms", "end_to_end_cpu_ms", "cpu_of_network",
                "slowest_stage_in_pipeline", "load_before", "load_after"]
     table = timing.markdown_table(headers, [[str(r[h]) for h in headers] for r in rows])
     notes = ("fps: frames per second, best of 2 runs. network: the model's forward alone on "
              "inputs already on the device; model stage: upload + colour conversion + network "
              "+ requantization + download, one batch after another; decode / encode: that "
-             "stage alone; end to end: `pyimg.video.upscale` (decode thread -> model -> encode "
-             "thread). of_network: end to end / network (goal >= 0.9). load: the host's "
-             "1-minute load average before and after the case (other processes share the "
-             f"{os.cpu_count()} cores).")
+             "stage alone; end to end: `pyimg.video.upscale` (decode thread -> model -> "
+             "encode thread). of_network: end to end / network (goal >= 0.9). cpu_ms: this "
+             "process's CPU time (all its threads) a frame, network alone and end to end; "
+             "cpu_of_network: their ratio, what of_network would be on an idle host where the "
+             "cores are the limit (CPU time includes OpenMP's spin-waits, which other "
+             "processes inflate). load: the host's 1-minute load average before and after "
+             f"the case (other processes share the {os.cpu_count()} cores).")
     text = "\n\n".join([f"# upscale{' (quick)' * args.quick}", timing.environment_lines(env),
                         f"torch threads: {torch.get_num_threads()}", notes, table]) + "\n"
     md_path, csv_path = timing.result_paths(args.out, "upscale", env)
