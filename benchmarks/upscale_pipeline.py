@@ -3,7 +3,7 @@ frames and batch (goal: >= 0.9 of it, the pipeline's overhead hidden behind the 
 each other stage alone (decode, the model stage with colour conversion, encode), so the slowest
 stage is known.
 
-    python benchmarks/bench_upscale.py [--device cpu|cuda] [--quick] [--out DIR]
+    python benchmarks/upscale_pipeline.py [--device cpu|cuda] [--quick] [--out DIR]
 
 CPU cases: ESPCN x2 360p -> 720p and ESPCN x4 270p -> 1080p; CUDA cases: ESPCN x2 1080p -> 4K
 and SRResNet x4 270p -> 1080p (goal: real time, >= 60 fps end to end). Weights are random
@@ -11,9 +11,16 @@ and SRResNet x4 270p -> 1080p (goal: real time, >= 60 fps end to end). Weights a
 rendered at the case's size, H.264 CRF 18; the output H.264 CRF 18 (pyimg's default), preset
 medium unless a row says otherwise. Each measurement is the best of ``REPEATS`` runs, the
 host's load average is written beside it. Writes upscale_<device>.md and .csv to --out.
+
+Not a ``bench_<op>.py``: those are op suites that ``pyimg bench ops`` collects; this one times
+a whole application, so it stands alone (its own few lines of reporting).
 """
 
+import argparse
+import csv
+import datetime
 import os
+import re
 import sys
 import tempfile
 import time
@@ -23,7 +30,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
-import timing
 import torch
 
 from pyimg.models import ESPCN, SRResNet
@@ -31,6 +37,7 @@ from pyimg.video import sample, upscale
 from pyimg.video.engine import Upscaler
 from pyimg.video.model_spec import SRModel
 from pyimg.video.picture import Picture
+from pyimg.video.report import device_name
 from pyimg.video.resample import crop_resize
 from pyimg.video.video_reader import VideoReader
 from pyimg.video.video_writer import EncodeOptions, VideoWriter, choose_codec
@@ -189,15 +196,27 @@ def run_case(case: Case, device: str, folder: Path) -> dict:
     return row
 
 
+def _markdown(headers: list[str], rows: list[dict]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(str(row[h]) for h in headers) + " |" for row in rows]
+    return "\n".join(lines)
+
+
 def main() -> int:
-    parser = timing.argument_parser(__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", choices=("cpu", "cuda"),
+                        default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--quick", action="store_true", help="one short case")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
     device = torch.device(args.device)
     cases = GPU_CASES if device.type == "cuda" else CPU_CASES
     if args.quick:
         cases = [Case(c.name, c.architecture, c.scale, c.size, 8, c.batch, c.preset)
                  for c in cases[:1]]
-    env = timing.environment(device)
+    name = device_name(device) if device.type == "cuda" else (
+        f"{device_name(device).split(',')[0]}, {os.cpu_count()} cores")
+    date = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         for case in cases:
@@ -207,7 +226,6 @@ def main() -> int:
                "model_stage_fps", "encode_fps", "end_to_end_fps", "of_network",
                "network_cpu_ms", "end_to_end_cpu_ms", "cpu_of_network",
                "slowest_stage_in_pipeline", "load_before", "load_after"]
-    table = timing.markdown_table(headers, [[str(r[h]) for h in headers] for r in rows])
     notes = ("fps: frames per second, best of 2 runs. network: the model's forward alone on "
              "inputs already on the device; model stage: upload + colour conversion + network "
              "+ requantization + download, one batch after another; decode / encode: that "
@@ -218,11 +236,18 @@ def main() -> int:
              "cores are the limit (CPU time includes OpenMP's spin-waits, which other "
              "processes inflate). load: the host's 1-minute load average before and after "
              f"the case (other processes share the {os.cpu_count()} cores).")
-    text = "\n\n".join([f"# upscale{' (quick)' * args.quick}", timing.environment_lines(env),
-                        f"torch threads: {torch.get_num_threads()}", notes, table]) + "\n"
-    md_path, csv_path = timing.result_paths(args.out, "upscale", env)
-    timing.write_text(md_path, text)
-    timing.write_csv(csv_path, env, rows)
+    text = "\n\n".join([
+        f"# upscale{' (quick)' * args.quick}",
+        f"device: {name}; torch {torch.__version__}, {torch.get_num_threads()} threads; "
+        f"{date}", notes, _markdown(headers, rows)]) + "\n"
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"upscale_{slug}.md").write_text(text)
+    with open(args.out / f"upscale_{slug}.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=[*rows[0], "device", "torch", "date"])
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({**row, "device": name, "torch": torch.__version__, "date": date})
     print(text)
     return 0
 
