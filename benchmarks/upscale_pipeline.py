@@ -1,7 +1,7 @@
 """pyimg upscale end to end: the whole pipeline's fps beside the network alone on the same
 frames and batch (goal: >= 0.9 of it, the pipeline's overhead hidden behind the model), and
 each other stage alone (decode, the model stage with colour conversion, encode), so the slowest
-stage is known.
+stage is known, and end to end into a raw pipe (no encoder).
 
     python benchmarks/upscale_pipeline.py [--device cpu|cuda] [--quick] [--out DIR]
 
@@ -176,13 +176,18 @@ def run_case(case: Case, device: str, folder: Path) -> dict:
     row["encode_fps"] = _best([encode_fps(source, info, outputs, case, folder / "enc.mp4")
                                for _ in range(REPEATS)])
     # The network alone and the whole pipeline in turns, so load drifts hit both alike.
-    network, end_to_end = [], []
+    network, end_to_end, raw = [], [], []
     for _ in range(REPEATS):
         network.append(network_fps(sr, pictures, case.batch, device))
         cpu = time.process_time()
         report = upscale(source, folder / "out.mp4", sr, device=device, batch=case.batch,
                          preset=case.preset, progress=False, copy_streams=False)
         end_to_end.append((report, (time.process_time() - cpu) * 1e3 / report["frames"]))
+        with open(os.devnull, "wb") as sink:  # the pipeline without an encoder's CPU time
+            raw.append(upscale(source, "-", sr, device=device, batch=case.batch,
+                               progress=False, stdout=sink)["fps"])
+    row["raw_out_fps"] = max(raw)
+    row["raw_of_network"] = round(row["raw_out_fps"] / max(network)[0], 3)
     row["network_fps"], row["network_cpu_ms"] = max(network)
     best, row["end_to_end_cpu_ms"] = max(end_to_end, key=lambda run: run[0]["fps"])
     row["end_to_end_fps"] = best["fps"]
@@ -191,7 +196,7 @@ def run_case(case: Case, device: str, folder: Path) -> dict:
     row["slowest_stage_in_pipeline"] = best.get("slowest_stage")
     row["load_after"] = round(os.getloadavg()[0], 2)
     for key in ("decode_fps", "network_fps", "model_stage_fps", "encode_fps", "end_to_end_fps",
-                "network_cpu_ms", "end_to_end_cpu_ms"):
+                "network_cpu_ms", "end_to_end_cpu_ms", "raw_out_fps"):
         row[key] = round(row[key], 2)
     return row
 
@@ -224,8 +229,8 @@ def main() -> int:
             print(rows[-1], flush=True)
     headers = ["case", "encoder", "batch", "frames", "decode_fps", "network_fps",
                "model_stage_fps", "encode_fps", "end_to_end_fps", "of_network",
-               "network_cpu_ms", "end_to_end_cpu_ms", "cpu_of_network",
-               "slowest_stage_in_pipeline", "load_before", "load_after"]
+               "network_cpu_ms", "end_to_end_cpu_ms", "cpu_of_network", "raw_out_fps",
+               "raw_of_network", "slowest_stage_in_pipeline", "load_before", "load_after"]
     notes = ("fps: frames per second, best of 2 runs. network: the model's forward alone on "
              "inputs already on the device; model stage: upload + colour conversion + network "
              "+ requantization + download, one batch after another; decode / encode: that "
@@ -234,7 +239,9 @@ def main() -> int:
              "process's CPU time (all its threads) a frame, network alone and end to end; "
              "cpu_of_network: their ratio, what of_network would be on an idle host where the "
              "cores are the limit (CPU time includes OpenMP's spin-waits, which other "
-             "processes inflate). load: the host's 1-minute load average before and after "
+             "processes inflate). raw_out: end to end with raw frames to /dev/null instead of "
+             "an encoder, the pipeline's own overhead without the encoder's CPU time. load: "
+             "the host's 1-minute load average before and after "
              f"the case (other processes share the {os.cpu_count()} cores).")
     text = "\n\n".join([
         f"# upscale{' (quick)' * args.quick}",
