@@ -214,7 +214,11 @@ def main() -> int:
                         default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--quick", action="store_true", help="one short case")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    parser.add_argument("--threads", type=int, help="torch's CPU threads (results file "
+                        "upscale_<device>_threads<N>)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     cases = GPU_CASES if device.type == "cuda" else CPU_CASES
     if args.quick:
@@ -249,6 +253,7 @@ def main() -> int:
         f"device: {name}; torch {torch.__version__}, {torch.get_num_threads()} threads; "
         f"{date}", notes, _markdown(headers, rows)]) + "\n"
     slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    slug += f"_threads{args.threads}" if args.threads else ""
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"upscale_{slug}.md").write_text(text)
     with open(args.out / f"upscale_{slug}.csv", "w", newline="") as f:
