@@ -27,10 +27,11 @@ def test_receptive_radius_of_espcn():
     assert receptive_radius(MODELS[1][1], 1, 3) == 4
 
 
-@pytest.mark.parametrize(("name", "model", "channels", "scale"), MODELS,
+@pytest.mark.parametrize(("name", "model", "channels", "scale", "extra"),
+                         [(*m, extra) for m, extra in zip(MODELS, (0, 3, 0), strict=True)],
                          ids=[m[0] for m in MODELS])
-@pytest.mark.parametrize("extra", [0, 3])
 def test_tiled_equals_untiled(name, model, channels, scale, extra):
+    """Overlap = the receptive radius (``extra`` 0: no feather at all) or a few pixels more."""
     radius = receptive_radius(model, channels, scale)
     overlap = radius + extra
     x = torch.rand(2, channels, 33, 41)  # odd sizes, a batch of 2
