@@ -1,7 +1,8 @@
 # pyimg developer entry points. Each sets up .venv on first use.
 #   make upscale the main job: the packaged sample clip upscaled by ESPCN x2 (CPU without a
 #                GPU), its fps and PSNR against the truth beside bicubic's
-#   make test    build the extension and run the test suite
+#   make test    build the extension and run the test suite (CI's; long tests deselected)
+#   make test-slow  the long tests alone: fuzz long profile, real trainings, full-size sweeps
 #   make bench   pixel-shuffle benchmark against stock PyTorch
 #   make lint    ruff
 
@@ -12,7 +13,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 # CUDA_HOME; name the toolkit folder when it is in the usual place.
 export CUDA_HOME ?= $(firstword $(wildcard /usr/local/cuda))
 
-.PHONY: env build test bench lint upscale
+.PHONY: env build test test-slow bench lint upscale
 
 $(VENV)/.installed: requirements-dev.txt
 	python3 -m venv $(VENV)
@@ -26,7 +27,10 @@ build: env
 	$(PY) setup.py -q build_ext --inplace
 
 test: build
-	PYIMG_REQUIRE_EXTENSION=1 $(PY) -m pytest tests -q
+	PYIMG_REQUIRE_EXTENSION=1 $(PY) -m pytest tests -q -m "not slow"
+
+test-slow: build
+	PYIMG_REQUIRE_EXTENSION=1 $(PY) -m pytest tests -q -m slow
 
 bench: build
 	$(PY) benchmarks/bench_pixel_shuffle.py
