@@ -207,6 +207,9 @@ def _check_channel_tensor(t: torch.Tensor | None, x: torch.Tensor, name: str,
 def _update_running_stats(running_mean, running_var, mean, var, count: int,
                           momentum: float) -> None:
     # As ATen: running = (1 - momentum) * running + momentum * batch, the variance unbiased.
+    # An empty batch has no statistics: stock leaves the running ones as they are.
+    if count == 0:
+        return
     if running_mean is not None:
         running_mean.mul_(1 - momentum).add_(mean.to(running_mean.dtype), alpha=momentum)
     if running_var is not None:

@@ -185,10 +185,10 @@ def _splits(x: torch.Tensor) -> tuple[int, int, int, int, int]:
 
 
 def stats(x: torch.Tensor, acc: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-    m, c, s, span, block = _splits(x)
     if x.numel() == 0:
-        nan = torch.full((c,), float("nan"), dtype=acc, device=x.device)
+        nan = torch.full((x.shape[1],), float("nan"), dtype=acc, device=x.device)
         return nan, nan.clone()
+    m, c, s, span, block = _splits(x)
     means = torch.empty((c, s), dtype=acc, device=x.device)
     m2s = torch.empty_like(means)
     _stats_kernel[(c, s)](x, means, m2s, *x.stride(), x.shape[2] * x.shape[3], x.shape[3], m, s,
@@ -217,11 +217,11 @@ def forward(x, mean, invstd, weight, bias, prelu_weight, residual, channels_last
 
 def backward(grad, x, mean, invstd, weight, bias, prelu_weight, training: bool,
              channels_last: bool):
-    m, c, s, span, block = _splits(x)
     acc = mean.dtype
     grad_x = empty_in_format(x.shape, x, channels_last)
     if x.numel() == 0:
-        return grad_x, *(torch.zeros(c, dtype=acc, device=x.device) for _ in range(3))
+        return grad_x, *(torch.zeros(x.shape[1], dtype=acc, device=x.device) for _ in range(3))
+    m, c, s, span, block = _splits(x)
     params = _param_args(x, mean, invstd, weight, bias, prelu_weight)
     partial = torch.empty((3, c, s), dtype=acc, device=x.device)
     _grad_sums_kernel[(c, s)](grad, x, partial, *grad.stride(), *x.stride(),
