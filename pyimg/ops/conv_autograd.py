@@ -59,7 +59,7 @@ def _gradients(ctx, grad, recompute: Recompute, conv_grads: ConvGrads) -> dict:
     x, weight, bias, scale, shift, prelu_weight, residual = ctx.saved_tensors
     acc, r, needs = accumulate_dtype(x), ctx.upscale_factor, ctx.needs
     # Everything in conv-output space (N, C_out, OH, OW): unshuffle what lives in the output.
-    g = F.pixel_unshuffle(grad.to(acc), r)
+    g = _unshuffle(grad.to(acc), r)
     s = _per_channel(scale, acc)
     biased = None  # conv(x) + bias, recomputed
     if ctx.activation != "none" or needs["scale"]:
@@ -70,7 +70,7 @@ def _gradients(ctx, grad, recompute: Recompute, conv_grads: ConvGrads) -> dict:
         if shift is not None:
             z = z + _per_channel(shift, acc)
         if residual is not None:
-            z = z + F.pixel_unshuffle(residual.to(acc), r)
+            z = z + _unshuffle(residual.to(acc), r)
         g, grad_prelu = _activation_backward(g, z, ctx, prelu_weight, r)
     grad_residual = None
     if ctx.has_residual and needs["residual"]:
@@ -84,6 +84,14 @@ def _gradients(ctx, grad, recompute: Recompute, conv_grads: ConvGrads) -> dict:
     grad_x, grad_weight = conv_grads(g.to(x.dtype), x, weight, ctx, needs)
     return {"x": grad_x, "weight": grad_weight, "bias": grad_bias, "scale": grad_scale,
             "shift": grad_shift, "prelu_weight": grad_prelu, "residual": grad_residual}
+
+
+def _unshuffle(t, r):
+    # Stock pixel_unshuffle returns an empty input's own shape (torch 2.14).
+    if t.numel() == 0:
+        n, c, h, w = t.shape
+        return t.new_zeros(n, c * r * r, h // r, w // r)
+    return F.pixel_unshuffle(t, r)
 
 
 def _activation_backward(g, z, ctx, prelu_weight, r):

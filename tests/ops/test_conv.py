@@ -173,6 +173,41 @@ def test_unbatched_input(backend):
                                F.conv2d(x, weight, padding=1), **CONV_TOLERANCE[torch.float32])
 
 
+def strided(t: torch.Tensor) -> torch.Tensor:
+    """t's values as a non-contiguous view: every other element of a larger tensor."""
+    storage = torch.full((t.numel() * 2,), 1e3, dtype=t.dtype, device=t.device)
+    view = storage[::2].view(t.shape) if t.dim() == 1 else storage.view(*t.shape[:-1], -1)[
+        ..., ::2]
+    view.copy_(t)
+    return view
+
+
+def test_strided_epilogue_tensors(backend):
+    # Every tensor argument read through its strides: bias, scale, shift, the PReLU weight,
+    # the weight and the residual as views that skip every other element.
+    x = torch.randn(2, 3, 5, 4, device=backend)
+    weight = torch.randn(8, 3, 3, 3, device=backend)
+    bias = torch.tensor([1.0, 100, 2, 200, 3, 300], device=backend)[::2]
+    y = pyimg.ops.conv2d(x[:1, :2, :3, :3], torch.ones(3, 2, 1, 1, device=backend), bias)
+    expected = F.conv2d(x[:1, :2, :3, :3], torch.ones(3, 2, 1, 1, device=backend),
+                        bias.contiguous())
+    torch.testing.assert_close(y, expected, **CONV_TOLERANCE[torch.float32])
+    for r, groups in ((1, 1), (2, 1), (1, 3)):
+        w = weight if groups == 1 else weight[:6, :1]
+        c_out = w.shape[0]
+        res = torch.randn(2, c_out // (r * r), 5 * r, 4 * r, device=backend)
+        kw = epilogue(c_out, backend, x.dtype, "prelu", True, r, res)
+        contiguous = {k: v.contiguous() if isinstance(v, torch.Tensor) else v
+                      for k, v in kw.items()}
+        b = torch.randn(w.shape[0], device=backend)
+        expected = conv2d_reference(x, w.contiguous(), b, 1, 1, 1, groups, **contiguous)
+        views = {k: strided(v) if isinstance(v, torch.Tensor) else v for k, v in kw.items()}
+        with poisoned_outputs():
+            y = pyimg.ops.conv2d(x, strided(w), strided(b), 1, 1, 1, groups, **views)
+        torch.testing.assert_close(y, expected, **CONV_TOLERANCE[torch.float32],
+                                   msg=f"r={r} groups={groups}")
+
+
 # -- backward --------------------------------------------------------------------------------
 
 GRADIENT_CASES = [  # (activation, residual, r, per-channel PReLU)
@@ -217,6 +252,22 @@ def test_gradients_match_reference(backend, activation, residual, r, per_channel
                                        inputs, grad)
         for g, e in zip(ours, expected, strict=True):
             torch.testing.assert_close(g, e, **TOLERANCE[dtype], msg=name)
+
+
+@pytest.mark.parametrize("groups", (1, 4))
+def test_empty_batch_backward_with_upscale(backend, groups):
+    x = torch.randn(0, 4, 2, 3, device=backend, requires_grad=True)
+    weight = torch.randn(8, 4 // groups, 1, 1, device=backend, requires_grad=True)
+    bias = torch.randn(8, device=backend, requires_grad=True)
+    prelu = torch.rand(2, device=backend, requires_grad=True)
+    kw = dict(activation="prelu", prelu_weight=prelu, upscale_factor=2)
+    y = pyimg.ops.conv2d(x, weight, bias, 2, 3, 1, groups, **kw)
+    assert y.shape == (0, 2, 8, 10)
+    # Stock's own pixel_shuffle backward fails on an empty batch: nothing to compare with but
+    # the answer, zero gradients.
+    for g, t in zip(torch.autograd.grad(y.sum(), (x, weight, bias, prelu)),
+                    (x, weight, bias, prelu), strict=True):
+        torch.testing.assert_close(g, torch.zeros_like(t))
 
 
 @pytest.mark.parametrize("dtype", (torch.float32, torch.float64))
