@@ -137,10 +137,12 @@ def unpool_geometry(x, indices, kernel_size, stride, padding, output_size) -> Ge
     if output_size is None:
         H, W = default
     else:
-        size = tuple(output_size)[-2:]
+        size = tuple(output_size)
+        if len(size) == 4:  # (N, C, H, W), as stock takes it
+            size = size[2:]
         if len(size) != 2:
             raise ValueError(f"output_size should be a sequence containing 2 or 4 elements, "
-                             f"but it has a length of '{len(tuple(output_size))}'")
+                             f"but it has a length of '{len(size)}'")
         for d, (got, dflt, s) in enumerate(zip(size, default, (sh, sw), strict=True)):
             if not dflt - s < got < dflt + s:
                 raise ValueError(f'invalid output_size "{size}" (dim {d} must be between '
@@ -153,12 +155,17 @@ def unpool_geometry(x, indices, kernel_size, stride, padding, output_size) -> Ge
 
 
 def compact_from_flat(flat: torch.Tensor, g: Geometry) -> torch.Tensor:
-    """The tap inside each window that flat indices name (uint8)."""
-    ph = torch.arange(g.PH, device=flat.device).view(-1, 1)
-    pw = torch.arange(g.PW, device=flat.device)
-    ki = (flat // g.W - (ph * g.sh - g.pad_h)) // g.dh
-    kj = (flat % g.W - (pw * g.sw - g.pad_w)) // g.dw
-    return (ki * g.kw + kj).to(torch.uint8)
+    """The tap inside each window that flat indices name (uint8). A window with no tap in the
+    plane (dilation can leave all of it in the padding) has a flat index outside the plane, as
+    stock's; its tap is the kernels', the first past the padding."""
+    h0 = torch.arange(g.PH, device=flat.device).view(-1, 1) * g.sh - g.pad_h
+    w0 = torch.arange(g.PW, device=flat.device) * g.sw - g.pad_w
+    ki = (flat // g.W - h0) // g.dh
+    kj = (flat % g.W - w0) // g.dw
+    ki0 = ((-h0).clamp(min=0) + g.dh - 1) // g.dh
+    kj0 = ((-w0).clamp(min=0) + g.dw - 1) // g.dw
+    no_tap = (h0 + ki0 * g.dh >= g.H) | (w0 + kj0 * g.dw >= g.W)
+    return torch.where(no_tap, ki0 * g.kw + kj0, ki * g.kw + kj).to(torch.uint8)
 
 
 def flat_from_compact(taps: torch.Tensor, g: Geometry) -> torch.Tensor:
