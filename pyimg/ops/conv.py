@@ -18,8 +18,8 @@ Backends:
   (oneDNN's own depthwise kernels win undilated and channels_last).
 * ``cpu`` / ``cuda``: stock ATen convolution (oneDNN / cuDNN; the bias its own unless a scale
   follows), then the epilogue in one fused pass of ``torch.ops.pyimg.bn_prelu`` (mean 0,
-  invstd 1, weight = scale, bias = the folded shift; relu is PReLU with weight 0, leaky_relu
-  with the slope) or, with neither scale nor residual, of the fused ``pixel_shuffle`` (which
+  invstd 1, weight = scale, bias = the folded shift; its relu, leaky_relu as a PReLU of the
+  slope) or, with neither scale nor residual, of the fused ``pixel_shuffle`` (which
   also does r > 1). bn_prelu adds its residual after the PReLU, so add_before_activation takes
   a second pass (bn_prelu with the residual, then pixel_shuffle's activation), as does r > 1
   with a scale or residual (the permutation). Other grouped convolutions on the ``triton``
@@ -140,20 +140,19 @@ def _conv_then_epilogue(ops: _EpilogueOps, x, weight, bias, geometry, scale, shi
             return z
         alpha = None if prelu_weight is None else prelu_weight.to(x.dtype)
         return ops.pixel_shuffle(z, r, None, activation, alpha, negative_slope)
-    z = ops.bn_prelu(y, zeros, ones, scale, shift, _as_prelu(activation, prelu_weight,
-                                                             negative_slope, r, acc, x.device),
-                     residual, False)
+    alpha = _as_prelu(activation, prelu_weight, negative_slope, r, acc, x.device)
+    z = ops.bn_prelu(y, zeros, ones, scale, shift, alpha, residual, False, activation == "relu")
     return z if r == 1 else ops.pixel_shuffle(z, r, None, "none", None, 0.0)
 
 
 def _as_prelu(activation, prelu_weight, negative_slope, r, acc, device):
-    """bn_prelu's PReLU weight for the activation, per conv channel: relu is a PReLU of slope
-    0 and leaky_relu one of its slope; a per-channel weight repeats over each r x r group."""
-    if activation == "none":
+    """bn_prelu's PReLU weight for the activation, per conv channel (None for none and relu,
+    which bn_prelu has of its own): leaky_relu is a PReLU of its slope; a per-channel weight
+    repeats over each r x r group."""
+    if activation in ("none", "relu"):
         return None
-    if activation != "prelu":
-        slope = 0.0 if activation == "relu" else negative_slope
-        return torch.full((1,), slope, dtype=acc, device=device)
+    if activation == "leaky_relu":
+        return torch.full((1,), negative_slope, dtype=acc, device=device)
     alpha = prelu_weight.to(acc).reshape(-1)
     return alpha.repeat_interleave(r * r) if alpha.numel() > 1 and r > 1 else alpha
 

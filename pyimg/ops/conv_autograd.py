@@ -97,7 +97,8 @@ def _unshuffle(t, r):
 def _activation_backward(g, z, ctx, prelu_weight, r):
     """(dL/dz, dL/d prelu_weight) from dL/dy and the pre-activation z (conv space)."""
     if ctx.activation == "relu":
-        return torch.where(z > 0, g, 0.0), None
+        # As ATen's threshold_backward: the gradient passes at a NaN z.
+        return torch.where(z <= 0, 0.0, g), None
     if ctx.activation == "leaky_relu":
         return torch.where(z > 0, g, g * ctx.negative_slope), None
     # PReLU's weight indexes shuffled channels: channel c of the conv feeds c // r^2.

@@ -346,3 +346,22 @@ def test_strided_weight_with_one_value_per_plane_backward(backend):
         results.append((y, xi.grad, wi.grad[::2] if wi.numel() == 6 else wi.grad))
     for ours, stock in zip(*results, strict=True):
         torch.testing.assert_close(ours, stock)
+
+
+@pytest.mark.parametrize("training", (True, False), ids=("train", "eval"))
+@pytest.mark.parametrize("prelu", PRELU)
+def test_gradients_at_nan_match_stock(backend, training, prelu):
+    # NaN of both signs (x86 arithmetic makes negative ones): PReLU's gradient there is its
+    # slope, the PReLU weight's NaN, as stock's.
+    x, running, weight, bias, alpha, _ = make_inputs((2, 3, 4, 5), backend, torch.float64,
+                                                     prelu)
+    x[0, 0, 1, 1] = float("nan")
+    x[1, 2, 3, 0] = -float("nan")
+    tensors = [t.requires_grad_() for t in (x, weight, bias, alpha) if t is not None]
+    grad = torch.randn_like(x)
+    results = []
+    for fn in (pyimg.ops.batch_norm_prelu, batch_norm_prelu_reference):
+        y = fn(x, *(t.clone() for t in running), weight, bias, alpha, training)
+        results.append((y, *torch.autograd.grad(y, tensors, grad)))
+    for ours, stock in zip(*results, strict=True):
+        torch.testing.assert_close(ours, stock, equal_nan=True)

@@ -270,6 +270,29 @@ def test_empty_batch_backward_with_upscale(backend, groups):
         torch.testing.assert_close(g, torch.zeros_like(t))
 
 
+@pytest.mark.parametrize("groups", (1, 3))
+@pytest.mark.parametrize("activation", ("relu", "leaky_relu", "prelu"))
+@pytest.mark.parametrize("affine", (False, True))
+def test_gradients_at_nan_match_stock(backend, groups, activation, affine):
+    # A NaN input pixel makes NaN pre-activations: stock's ReLU passes their gradient (as 1),
+    # leaky_relu and PReLU scale it by their slope.
+    x = torch.randn(1, 3, 5, 5, device=backend, dtype=torch.float64)
+    x[0, :, 2, 2] = float("nan")
+    x[0, :, 0, 4] = -float("nan")
+    weight = torch.randn(6, 3 // groups, 3, 3, device=backend, dtype=torch.float64)
+    kw = epilogue(6, backend, torch.float64, activation, affine)
+    tensors = [x, weight, *(v for v in kw.values() if isinstance(v, torch.Tensor))]
+    for t in tensors:
+        t.requires_grad_()
+    y = pyimg.ops.conv2d(x, weight, None, 1, 1, 1, groups, **kw)
+    y_ref = conv2d_reference(x, weight, None, 1, 1, 1, groups, **kw)
+    torch.testing.assert_close(y, y_ref, equal_nan=True)
+    grad = torch.randn_like(y)
+    ours = torch.autograd.grad(y, tensors, grad)
+    for g, e in zip(ours, torch.autograd.grad(y_ref, tensors, grad), strict=True):
+        torch.testing.assert_close(g, e, equal_nan=True)
+
+
 @pytest.mark.parametrize("dtype", (torch.float32, torch.float64))
 def test_conv_gradients_match_stock(backend, dtype):
     # Every geometry of CASES (stride 2, asymmetric and over-wide padding, dilation, 1 / 3 /
