@@ -215,8 +215,9 @@ def max_unpool2d_reference(x4, indices, g: Geometry):
     others go to a spare column that is dropped."""
     compact = indices.dtype == torch.uint8
     planes = x4.shape[0] * x4.shape[1]
-    idx = _checked_flat(indices, g, compact).reshape(planes, -1)
-    values = x4.reshape(planes, -1)
+    # Explicit row lengths: -1 is ambiguous for an empty batch.
+    idx = _checked_flat(indices, g, compact).reshape(planes, g.PH * g.PW)
+    values = x4.reshape(planes, g.PH * g.PW)
     with torch.no_grad():
         target = torch.where(_winners(values.detach(), idx, g.H * g.W), idx, g.H * g.W)
     out = torch.zeros(planes, g.H * g.W + 1, dtype=x4.dtype, device=x4.device)
@@ -230,9 +231,9 @@ def max_unpool2d_reference_backward(grad_out, x4, indices, g: Geometry):
     gradient at the position it wins."""
     compact = indices.dtype == torch.uint8
     planes = x4.shape[0] * x4.shape[1]
-    idx = _checked_flat(indices, g, compact).reshape(planes, -1)
-    wins = _winners(x4.reshape(planes, -1), idx, g.H * g.W)
-    grad = grad_out.reshape(planes, -1).gather(1, idx)
+    idx = _checked_flat(indices, g, compact).reshape(planes, g.PH * g.PW)
+    wins = _winners(x4.reshape(planes, g.PH * g.PW), idx, g.H * g.W)
+    grad = grad_out.reshape(planes, g.H * g.W).gather(1, idx)
     grad = torch.where(wins, grad, torch.zeros_like(grad)).view(x4.shape)
     return grad.contiguous(memory_format=output_memory_format(x4))
 

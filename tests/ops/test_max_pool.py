@@ -360,6 +360,20 @@ def test_unpool_takes_output_size_of_two_or_four_elements(backend):
                                    F.max_unpool2d(y, i, 2, output_size=size))
 
 
+@pytest.mark.parametrize(
+    "param", [*backend_params(), pytest.param(("torch", "cpu"), id="torch-cpu")])
+@pytest.mark.parametrize("compact", (False, True))
+def test_empty_batch_unpool_and_backward(param, compact):
+    name, device = param
+    x = torch.randn(0, 2, 4, 6, device=device, requires_grad=True)
+    with pyimg.use_backend(name):
+        y, indices = pool(x, 2, compact=compact)
+        out = unpool(y, indices, 2, output_size=(4, 6))
+        assert out.shape == (0, 2, 4, 6)
+        out.sum().backward()
+    assert x.grad.shape == x.shape
+
+
 def test_all_padding_window_backward_stays_in_bounds(backend):
     # Dilation 3 puts both taps of this 2x2 window in the padding. Stock's index names no
     # plane position (6 of a 2x2 plane) and its backward writes that gradient out of bounds;
