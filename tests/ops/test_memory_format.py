@@ -92,3 +92,19 @@ def test_channels_last_input_gives_channels_last_output(param, case):
                 assert ours(mode.from_tensor(x)).stride() == y.stride(), name
     torch.testing.assert_close(y, stock(x), atol=1e-5, rtol=1e-5)
     assert y.is_contiguous(memory_format=CL), (name, y.stride())
+
+
+@pytest.mark.parametrize("param", [p for p in backend_params() if p.values[0][1] == "cpu"])
+def test_one_channel_channels_last_keeps_its_format_real_and_fake(param):
+    # One channel makes x contiguous in both formats; its strides say channels_last. A reshape
+    # in the op restrided it to NCHW on the real path only, so real and fake disagreed.
+    x = torch.randn(2, 1, 4, 6).as_strided((2, 1, 4, 6), (24, 1, 6, 1))
+    assert output_memory_format(x) == CL
+    for fn in (lambda t: pyimg.ops.pixel_unshuffle(t, 2),
+               lambda t: pyimg.ops.pixel_shuffle(t, 1, activation="relu")):
+        with pyimg.use_backend(param[0]):
+            y = fn(x)
+            with FakeTensorMode() as mode:
+                fake = fn(mode.from_tensor(x))
+        assert y.is_contiguous(memory_format=CL)
+        assert fake.stride() == y.stride()
