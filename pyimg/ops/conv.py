@@ -44,6 +44,7 @@ from pyimg.ops.conv_checks import (
     output_shape,
 )
 from pyimg.ops.conv_triton import conv2d_triton
+from pyimg.ops.pixel_shuffle import pixel_shuffle_reference
 
 # -- the torch reference backend -------------------------------------------------------------
 
@@ -70,7 +71,7 @@ def conv2d_reference(x, weight, bias=None, stride=1, padding=0, dilation=1, grou
     if shift is not None:
         y = y + shift.to(y.dtype).view(view)
     if upscale_factor > 1:
-        y = F.pixel_shuffle(y, upscale_factor)
+        y = pixel_shuffle_reference(y, upscale_factor)
     if residual is not None and add_before_activation:
         y = y + residual
     y = _activate(y, activation, prelu_weight, negative_slope)

@@ -172,6 +172,22 @@ def test_gradients_at_nan_match_stock(backend, activation):
         torch.testing.assert_close(g, e, equal_nan=True)
 
 
+@pytest.mark.parametrize(
+    "param", [*backend_params(), pytest.param(("torch", "cpu"), id="torch-cpu")])
+def test_empty_inputs_of_any_rank(param):
+    # Stock's pixel_shuffle backward fails on an empty batch and a reshape to (-1, 0, 0, 0)
+    # is ambiguous: every backend, the torch reference included, runs these.
+    name, device = param
+    with pyimg.use_backend(name):
+        x = torch.randn(0, 3, 8, 1, 1, device=device, requires_grad=True)
+        y = pyimg.ops.pixel_shuffle(x, 2, activation="relu")
+        assert y.shape == (0, 3, 2, 2, 2)
+        (grad,) = torch.autograd.grad(y.sum(), x)
+        assert grad.shape == x.shape
+        for op in (pyimg.ops.pixel_shuffle, pyimg.ops.pixel_unshuffle):
+            assert op(torch.randn(0, 0, 0, 0, 0, device=device), 1).shape == (0, 0, 0, 0, 0)
+
+
 def _gradcheck(fn, inputs):
     # Triton's CPU interpreter launches slowly: there, check random projections of the
     # Jacobian (gradcheck's fast mode) instead of every column.
