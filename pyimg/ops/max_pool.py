@@ -178,9 +178,19 @@ def flat_from_compact(taps: torch.Tensor, g: Geometry) -> torch.Tensor:
 
 
 def max_pool2d_reference(x4, g: Geometry, ceil_mode: bool, compact: bool):
-    """Stock max_pool2d (4-D x), indices converted to compact on request; x's memory format."""
+    """Stock max_pool2d (4-D x), indices converted to compact on request; x's memory format.
+    The values are differentiable as a gather of x at the indices: stock's backward writes
+    out of bounds for a window wholly in the padding (dilation), whose index names no
+    position of the plane; such a window keeps stock's value and gets no gradient."""
     kernel, stride, padding, dilation = g.args()
-    y, idx = F.max_pool2d(x4, kernel, stride, padding, dilation, ceil_mode, return_indices=True)
+    with torch.no_grad():
+        values, idx = F.max_pool2d(x4, kernel, stride, padding, dilation, ceil_mode,
+                                   return_indices=True)
+    n, c, ph, pw = idx.shape
+    plane = g.H * g.W
+    in_plane = (idx >= 0) & (idx < plane)
+    taken = x4.reshape(n, c, plane).gather(2, idx.clamp(0, plane - 1).reshape(n, c, ph * pw))
+    y = torch.where(in_plane, taken.view(idx.shape), values)
     if compact:
         idx = compact_from_flat(idx, g)
     fmt = output_memory_format(x4)

@@ -374,23 +374,30 @@ def test_empty_batch_unpool_and_backward(param, compact):
     assert x.grad.shape == x.shape
 
 
-def test_all_padding_window_backward_stays_in_bounds(backend):
+@pytest.mark.parametrize(
+    "param", [*backend_params(), pytest.param(("torch", "cpu"), id="torch-cpu")])
+def test_all_padding_window_backward_stays_in_bounds(param):
     # Dilation 3 puts both taps of this 2x2 window in the padding. Stock's index names no
     # plane position (6 of a 2x2 plane) and its backward writes that gradient out of bounds;
-    # ours returns stock's values and index, and the backward drops that gradient.
+    # ours returns stock's values and index, and the backward drops that gradient. The torch
+    # reference backend must not reach stock's backward either.
+    name, backend = param
     x = torch.randn(1, 1, 2, 2, device=backend, requires_grad=True)
-    y, indices = pool(x, 2, 1, 1, 3)
+    with pyimg.use_backend(name):
+        y, indices = pool(x, 2, 1, 1, 3)
+    assert "MaxPool2DWithIndicesBackward" not in type(y.grad_fn).__name__
     stock_y, stock_indices = F.max_pool2d(x.detach(), 2, 1, 1, 3, return_indices=True)
     torch.testing.assert_close(y, stock_y)
     assert torch.equal(indices, stock_indices)
     y.backward(torch.ones_like(y))
     torch.testing.assert_close(x.grad, torch.zeros_like(x))
-    _, compact = pool(x.detach(), 2, 1, 1, 3, compact=True)
-    _, reference = pyimg.ops.max_pool.max_pool2d_reference(
-        x.detach(), _geometry(x, 2, 1, 1, 3, False), False, True)
-    assert torch.equal(compact, reference)
-    with pytest.raises(RuntimeError, match="invalid max index"):
-        unpool(y.detach(), indices, 2, 3, 1, output_size=(2, 2))
+    with pyimg.use_backend(name):
+        _, compact = pool(x.detach(), 2, 1, 1, 3, compact=True)
+        _, reference = pyimg.ops.max_pool.max_pool2d_reference(
+            x.detach(), _geometry(x, 2, 1, 1, 3, False), False, True)
+        assert torch.equal(compact, reference)
+        with pytest.raises(RuntimeError, match="invalid max index"):
+            unpool(y.detach(), indices, 2, 3, 1, output_size=(2, 2))
 
 
 def test_compiled_ops_check_their_arguments():
