@@ -21,6 +21,20 @@ def output_memory_format(x: torch.Tensor) -> torch.memory_format:
     return suggest_memory_format(x)
 
 
+def with_canonical_strides(x: torch.Tensor) -> torch.Tensor:
+    """x, or, where x is contiguous in its output memory format but a size-1 dimension has
+    another stride than that format's, a view of the same memory with the format's own
+    strides. Stock's CPU batch_norm backward misreads such a channels_last x (a W of 1 with
+    stride 7): its gradient was off by O(1)."""
+    if x.dim() != 4:
+        return x
+    fmt = output_memory_format(x)
+    if not x.is_contiguous(memory_format=fmt):
+        return x
+    canonical = torch.empty_like(x, device="meta", memory_format=fmt).stride()
+    return x if x.stride() == canonical else x.as_strided(x.shape, canonical)
+
+
 def empty_like_format(shape, like: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
     """An uninitialized tensor on like's device, of like's dtype unless dtype is given, in
     like's output memory format."""

@@ -27,7 +27,13 @@ import torch
 import torch.nn.functional as F
 
 from pyimg import _backend, _extension
-from pyimg.ops._common import check_4d, empty_like_format, output_memory_format, unsupported_dtype
+from pyimg.ops._common import (
+    check_4d,
+    empty_like_format,
+    output_memory_format,
+    unsupported_dtype,
+    with_canonical_strides,
+)
 
 
 def accumulate_dtype(x: torch.Tensor) -> torch.dtype:
@@ -42,6 +48,7 @@ def batch_norm_prelu_reference(x, running_mean, running_var, weight=None, bias=N
                                residual=None, relu=False):
     """Stock ops: batch_norm, then prelu (when prelu_weight is given) or relu, then
     + residual."""
+    x = with_canonical_strides(x)
     y = F.batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps)
     if prelu_weight is not None:
         y = F.prelu(y, prelu_weight)

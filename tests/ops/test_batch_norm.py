@@ -365,3 +365,26 @@ def test_gradients_at_nan_match_stock(backend, training, prelu):
         results.append((y, *torch.autograd.grad(y, tensors, grad)))
     for ours, stock in zip(*results, strict=True):
         torch.testing.assert_close(ours, stock, equal_nan=True)
+
+
+@pytest.mark.parametrize(
+    "param", [*backend_params(), pytest.param(("torch", "cpu"), id="torch-cpu")])
+@pytest.mark.parametrize("training", (True, False), ids=("train", "eval"))
+def test_channels_last_with_an_odd_unit_stride_backward(param, training):
+    # Stock's CPU batch_norm backward misreads a channels_last x whose size-1 W has another
+    # stride than channels_last's own, given an NCHW gradient (off by O(1)); every backend,
+    # the torch reference included, matches stock's answer for the contiguous x.
+    name, device = param
+    x = torch.randn(2, 3, 4, 1, device=device, dtype=torch.float64)
+    odd = x.contiguous(memory_format=torch.channels_last).as_strided(x.shape, (12, 1, 3, 7))
+    g = torch.randn_like(x)
+    results = []
+    for xi, backend in ((odd, name), (x, "torch")):
+        xi = xi.detach().requires_grad_()
+        with pyimg.use_backend(backend):
+            y = pyimg.ops.batch_norm_prelu(xi, torch.zeros(3, dtype=x.dtype, device=device),
+                                           torch.ones(3, dtype=x.dtype, device=device),
+                                           training=training)
+            results.append((y, *torch.autograd.grad(y, xi, g)))
+    for ours, expected in zip(*results, strict=True):
+        torch.testing.assert_close(ours, expected)
