@@ -34,7 +34,7 @@ import torch.nn.functional as F
 
 from pyimg import _backend
 from pyimg.ops import depthwise_conv
-from pyimg.ops._common import output_memory_format, unsupported_dtype
+from pyimg.ops._common import output_memory_format, unsupported_dtype, with_canonical_strides
 from pyimg.ops.batch_norm import accumulate_dtype
 from pyimg.ops.conv_checks import (
     Geometry,
@@ -64,6 +64,9 @@ def conv2d_reference(x, weight, bias=None, stride=1, padding=0, dilation=1, grou
                      negative_slope=0.01, residual=None, add_before_activation=False,
                      upscale_factor=1):
     """Stock ops in x's dtype, in the epilogue's order; the output in x's memory format."""
+    fmt = output_memory_format(x)
+    # Stock's weight gradient is wrong for some layouts with odd size-1 strides.
+    x, weight = with_canonical_strides(x), with_canonical_strides(weight)
     y = F.conv2d(x, weight, bias, stride, padding, dilation, groups)
     view = (-1, 1, 1)
     if scale is not None:
@@ -77,7 +80,7 @@ def conv2d_reference(x, weight, bias=None, stride=1, padding=0, dilation=1, grou
     y = _activate(y, activation, prelu_weight, negative_slope)
     if residual is not None and not add_before_activation:
         y = y + residual
-    return y.contiguous(memory_format=output_memory_format(x))
+    return y.contiguous(memory_format=fmt)
 
 
 # -- stock convolution + one fused epilogue pass (cpu, cuda; grouped convs on triton) --------
@@ -102,6 +105,9 @@ def _epilogue_ops(backend: str) -> _EpilogueOps:
 
 def _stock_convolution(x, weight, bias, geometry: Geometry):
     fmt = output_memory_format(x)
+    # Stock's CPU weight gradient (grouped, float64) is wrong for a channels_last x whose
+    # size-1 H carries another stride: the same memory, channels_last's own strides.
+    x, weight = with_canonical_strides(x), with_canonical_strides(weight)
     top, bottom, left, right = geometry.padding
     if not geometry.symmetric:  # ATen pads both sides alike
         x, (top, left) = F.pad(x, (left, right, top, bottom)), (0, 0)

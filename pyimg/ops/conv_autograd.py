@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
+from pyimg.ops._common import with_canonical_strides
 from pyimg.ops.batch_norm import accumulate_dtype
 
 # Recompute(x, weight, bias, ctx) -> conv(x) + bias; ConvGrads(g, x, weight, ctx, needs) ->
@@ -119,6 +120,8 @@ def stock_conv_grads(grad, x, weight, stride, padding, dilation, groups, need_x,
     even span) pads x explicitly, since ATen's convolution pads both sides alike."""
     top, bottom, left, right = padding
     symmetric = top == bottom and left == right
+    # Stock's weight gradient is wrong for some layouts with odd size-1 strides.
+    grad, x, weight = (with_canonical_strides(t) for t in (grad, x, weight))
     padded = x if symmetric else F.pad(x, (left, right, top, bottom))
     pads = [top, left] if symmetric else [0, 0]
     grad_x, grad_weight, _ = torch.ops.aten.convolution_backward(

@@ -523,3 +523,25 @@ def test_tf32_follows_stock_convolution_flag():
             torch.backends.cudnn.allow_tf32 = flag
             assert use_tf32(x.cuda()) == flag
             assert not use_tf32(x.cuda().half())
+
+
+def test_odd_unit_stride_channels_last_grouped_gradients(any_backend):
+    # Stock's CPU weight gradient of a grouped float64 convolution is wrong for a
+    # channels_last x whose size-1 H has another stride than channels_last's own (off by
+    # O(1)); every backend, the torch reference included, matches the contiguous answer.
+    device = any_backend
+    x = torch.randn(1, 4, 1, 2, device=device, dtype=torch.float64)
+    weight = torch.randn(2, 2, 1, 1, device=device, dtype=torch.float64)
+    odd = torch.empty(8, device=device, dtype=x.dtype).as_strided(x.shape, (8, 1, 4, 4))
+    odd.copy_(x)
+    cl_weight = torch.empty(4, device=device, dtype=x.dtype).as_strided(weight.shape,
+                                                                         (2, 1, 2, 2))
+    cl_weight.copy_(weight)
+    g = torch.randn(1, 2, 1, 2, device=device, dtype=x.dtype)
+    results = []
+    for xi, wi, fn in ((odd, cl_weight, pyimg.ops.conv2d), (x, weight, F.conv2d)):
+        xi, wi = xi.detach().requires_grad_(), wi.detach().requires_grad_()
+        y = fn(xi, wi, None, 1, 0, 1, 2)
+        results.append((y, *torch.autograd.grad(y, (xi, wi), g)))
+    for ours, expected in zip(*results, strict=True):
+        torch.testing.assert_close(ours, expected)
