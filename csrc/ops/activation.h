@@ -36,12 +36,13 @@ C10_HOST_DEVICE inline T activate(Activation act, T z, T alpha) {
   }
 }
 
-// d activate / dz at z; at z == 0 this matches ATen's backward kernels (relu: 0, leaky: alpha).
+// d activate / dz at z, as ATen's backward kernels: at z == 0 relu gives 0 and leaky alpha; at
+// a NaN z relu passes the gradient (1) and leaky / PReLU give alpha.
 template <typename T>
 C10_HOST_DEVICE inline T activation_grad(Activation act, T z, T alpha) {
   switch (act) {
     case Activation::kReLU:
-      return z > T(0) ? T(1) : T(0);
+      return z <= T(0) ? T(0) : T(1);
     case Activation::kLeakyReLU:
     case Activation::kPReLU:
       return z > T(0) ? T(1) : alpha;

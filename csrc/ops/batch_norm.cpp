@@ -36,8 +36,10 @@ static at::Tensor checked_channel_tensor(const at::Tensor& p, const at::Tensor& 
 BatchNormParams check_params(const at::Tensor& x, const at::Tensor& mean, const at::Tensor& invstd,
                              const std::optional<at::Tensor>& weight,
                              const std::optional<at::Tensor>& bias,
-                             const std::optional<at::Tensor>& alpha, const char* op) {
+                             const std::optional<at::Tensor>& alpha, bool relu, const char* op) {
+  TORCH_CHECK(!(relu && alpha.has_value()), op, ": relu=True takes no PReLU weight");
   BatchNormParams p;
+  p.relu = relu;
   p.mean = checked_channel_tensor(mean, x, "mean", op, false);
   p.invstd = checked_channel_tensor(invstd, x, "invstd", op, false);
   if (weight.has_value()) p.weight = checked_channel_tensor(*weight, x, "weight", op, false);
@@ -65,16 +67,17 @@ TORCH_LIBRARY_FRAGMENT(pyimg, m) {
   // Per-channel mean and biased variance of an (N, C, H, W) input, in the accumulation type.
   m.def("batch_norm_stats(Tensor x) -> (Tensor mean, Tensor var)");
   // prelu(z) + residual with z = (x - mean) * invstd * weight + bias; no PReLU when its weight
-  // is None. Output in x's dtype and layout. training says that mean and invstd are x's batch
-  // statistics: it changes only the gradient, which then flows through them.
+  // is None, a ReLU instead when relu. Output in x's dtype and layout. training says that mean
+  // and invstd are x's batch statistics: it changes only the gradient, which then flows
+  // through them.
   m.def(
       "bn_prelu(Tensor x, Tensor mean, Tensor invstd, Tensor? weight, Tensor? bias, "
-      "Tensor? prelu_weight, Tensor? residual, bool training) -> Tensor");
+      "Tensor? prelu_weight, Tensor? residual, bool training, bool relu=False) -> Tensor");
   // The gradient of bn_prelu with respect to x (through the batch statistics when training),
   // and the per-channel sums of dL/dz, dL/dz * xhat and dL/dy * min(z, 0): the gradients of
   // bias, weight and the PReLU weight (summed over channels when it has one value).
   m.def(
       "bn_prelu_backward(Tensor grad, Tensor x, Tensor mean, Tensor invstd, Tensor? weight, "
-      "Tensor? bias, Tensor? prelu_weight, bool training) -> "
+      "Tensor? bias, Tensor? prelu_weight, bool training, bool relu=False) -> "
       "(Tensor grad_x, Tensor sum_dz, Tensor sum_dz_xhat, Tensor sum_dy_negz)");
 }

@@ -16,17 +16,21 @@
 
 #include <optional>
 
+#include "ops/activation.h"
+
 namespace pyimg {
 
 // The per-channel tensors of one call, validated and contiguous; w, b, alpha may be undefined
-// (w = 1, b = 0, no PReLU). alpha has 1 or C values.
+// (w = 1, b = 0, no PReLU). alpha has 1 or C values. relu: a ReLU instead of the PReLU (alpha
+// undefined), which differs from a PReLU of slope 0 only in its gradient at a NaN z.
 struct BatchNormParams {
   at::Tensor mean, invstd, weight, bias, alpha;
+  bool relu = false;
 };
 
 // Kernel-side view of BatchNormParams: z = (x - mean[c]) * scale(c) + shift(c), then PReLU with
-// alpha(c). Without a PReLU weight alpha is 1, which makes the PReLU formula the identity, so
-// one branch-free kernel serves both.
+// slope(c). Without a PReLU weight the slope is 1, which makes the PReLU formula the identity,
+// and 0 for a ReLU, so one branch-free kernel serves all three.
 template <typename Acc>
 struct ChannelView {
   const Acc* mean;
@@ -35,13 +39,18 @@ struct ChannelView {
   const Acc* bias;    // nullptr: 0
   const Acc* alpha;   // nullptr: no PReLU
   int64_t alpha_stride;  // 0 when one PReLU weight serves every channel
+  bool relu;
 
   C10_HOST_DEVICE Acc scale(int64_t c) const {
     return weight != nullptr ? invstd[c] * weight[c] : invstd[c];
   }
   C10_HOST_DEVICE Acc shift(int64_t c) const { return bias != nullptr ? bias[c] : Acc(0); }
   C10_HOST_DEVICE Acc slope(int64_t c) const {
-    return alpha != nullptr ? alpha[c * alpha_stride] : Acc(1);
+    return alpha != nullptr ? alpha[c * alpha_stride] : relu ? Acc(0) : Acc(1);
+  }
+  // The activation whose gradient the backward takes (activation.h): they differ at a NaN z.
+  C10_HOST_DEVICE Activation activation() const {
+    return relu ? Activation::kReLU : Activation::kPReLU;
   }
 };
 
@@ -51,7 +60,7 @@ ChannelView<Acc> channel_view(const BatchNormParams& p) {
     return t.defined() ? t.const_data_ptr<Acc>() : nullptr;
   };
   return {ptr(p.mean), ptr(p.invstd), ptr(p.weight), ptr(p.bias), ptr(p.alpha),
-          p.alpha.defined() && p.alpha.numel() > 1 ? 1 : 0};
+          p.alpha.defined() && p.alpha.numel() > 1 ? 1 : 0, p.relu};
 }
 
 at::ScalarType accumulate_type_of(const at::Tensor& x);
@@ -63,7 +72,7 @@ at::Tensor checked_input(const at::Tensor& x, const char* op);
 BatchNormParams check_params(const at::Tensor& x, const at::Tensor& mean, const at::Tensor& invstd,
                              const std::optional<at::Tensor>& weight,
                              const std::optional<at::Tensor>& bias,
-                             const std::optional<at::Tensor>& alpha, const char* op);
+                             const std::optional<at::Tensor>& alpha, bool relu, const char* op);
 
 // A tensor like x (same sizes, dtype, device) in x's layout; `name` for the error message.
 at::Tensor checked_like(const at::Tensor& t, const at::Tensor& x, const char* name,

@@ -9,8 +9,11 @@
 namespace pyimg {
 
 at::MemoryFormat output_memory_format(const at::Tensor& x) {
-  return x.dim() == 4 && x.stride(1) < x.stride(3) ? at::MemoryFormat::ChannelsLast
-                                                   : at::MemoryFormat::Contiguous;
+  if (x.dim() != 4) return at::MemoryFormat::Contiguous;
+  if (x.is_contiguous(at::MemoryFormat::ChannelsLast) && !x.is_contiguous()) {
+    return at::MemoryFormat::ChannelsLast;
+  }
+  return x.suggest_memory_format();
 }
 
 static void check_common(const at::Tensor& t, int64_t r, const char* op, const char* factor) {

@@ -16,8 +16,11 @@
 
 namespace pyimg {
 
-// The layout pyimg's ops give their output: channels_last when the input's channels are its
-// innermost dimension, else contiguous. The Python fake kernels apply the same rule.
+// The layout pyimg's ops give their output, PyTorch's definition: channels_last when x is
+// channels_last-contiguous but not contiguous (is_contiguous ignores the strides of size-1
+// dimensions), else x.suggest_memory_format() (views, and tensors contiguous in both formats).
+// pyimg/ops/_common.py has the same rule for the Python side and the fake kernels; an output
+// allocated in the format this returns gets it back.
 at::MemoryFormat output_memory_format(const at::Tensor& x);
 
 inline bool is_channels_last(const at::Tensor& x) {

@@ -4,11 +4,13 @@
 import copy
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from pyimg.nn.batch_norm import _functional_arguments
 from pyimg.nn.fold import batch_norm_scale_shift
 from pyimg.ops import batch_norm_prelu, conv2d
+from pyimg.ops._common import output_memory_format
 from pyimg.ops.batch_norm import accumulate_dtype
 
 # The activation modules Conv2dBNAct fuses, by the name pyimg.ops.conv2d uses.
@@ -18,12 +20,17 @@ _ACTIVATIONS = {type(None): "none", nn.ReLU: "relu", nn.LeakyReLU: "leaky_relu",
 
 class Conv2d(nn.Conv2d):
     """``torch.nn.Conv2d`` (same arguments, same state) running ``pyimg.ops.conv2d``; a
-    padding_mode other than 'zeros' runs stock. The output keeps x's memory format."""
+    padding_mode other than 'zeros' pads with stock ``F.pad`` first. The output keeps x's
+    memory format."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.padding_mode != "zeros":
-            return super().forward(x)
-        return conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
+        if self.padding_mode == "zeros":
+            return conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
+                          self.groups)
+        # Stock's circular F.pad returns NCHW for a channels_last x: back to x's format.
+        padded = F.pad(x, self._reversed_padding_repeated_twice, mode=self.padding_mode)
+        padded = padded.contiguous(memory_format=output_memory_format(x))
+        return conv2d(padded, self.weight, self.bias, self.stride, 0, self.dilation,
                       self.groups)
 
 
@@ -77,13 +84,13 @@ class Conv2dBNAct(nn.Module):
     def _forward_unfolded(self, x: torch.Tensor) -> torch.Tensor:
         y = Conv2d.forward(self.conv, x)
         mean, var, training, momentum = _functional_arguments(self.bn, y)
-        # relu and leaky_relu are PReLUs of constant slope for the fused pass.
+        # leaky_relu is a PReLU of constant slope for the fused pass.
         if self.activation == "prelu":
             slope = self.act.weight
-        elif self.activation == "none":
-            slope = None
+        elif self.activation == "leaky_relu":
+            slope = torch.full((1,), self._negative_slope(), dtype=accumulate_dtype(y),
+                               device=y.device)
         else:
-            value = 0.0 if self.activation == "relu" else self._negative_slope()
-            slope = torch.full((1,), value, dtype=accumulate_dtype(y), device=y.device)
+            slope = None
         return batch_norm_prelu(y, mean, var, self.bn.weight, self.bn.bias, slope, training,
-                                momentum, self.bn.eps)
+                                momentum, self.bn.eps, relu=self.activation == "relu")

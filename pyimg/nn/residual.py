@@ -42,7 +42,8 @@ class ResidualBlock(nn.Module):
     ``channels`` channels; state_dict keys ``conv1.*``, ``bn1.*``, ``prelu.weight``,
     ``conv2.*``, ``bn2.*``.
 
-    Training: the stock convolutions (cuDNN's backward), each followed by one fused pass,
+    Training: the convolutions without an epilogue (on the cpu and cuda backends stock's,
+    cuDNN's backward included, kept in x's memory format), each followed by one fused pass,
     BatchNorm+PReLU then BatchNorm+residual sum; the running statistics are updated exactly
     as ``nn.BatchNorm2d`` updates them. Eval: BatchNorm folded into the convolutions'
     epilogues (per-channel scale and shift), so inference is two pyimg convolutions, the
@@ -124,11 +125,13 @@ class ResidualBlock(nn.Module):
 
     def _forward_unfolded(self, x: torch.Tensor) -> torch.Tensor:
         # Training, or BatchNorm without running statistics: normalizes by the batch's.
-        y = self.conv1(x)
+        y = conv2d(x, self.conv1.weight, self.conv1.bias, self.conv1.stride, self.conv1.padding,
+                   self.conv1.dilation, self.conv1.groups)
         mean, var, training, momentum = _functional_arguments(self.bn1, y)
         y = batch_norm_prelu(y, mean, var, self.bn1.weight, self.bn1.bias, self.prelu.weight,
                              training, momentum, self.bn1.eps)
-        y = self.conv2(y)
+        y = conv2d(y, self.conv2.weight, self.conv2.bias, self.conv2.stride, self.conv2.padding,
+                   self.conv2.dilation, self.conv2.groups)
         mean, var, training, momentum = _functional_arguments(self.bn2, y)
         return batch_norm_add(y, x, mean, var, self.bn2.weight, self.bn2.bias, training,
                               momentum, self.bn2.eps)

@@ -5,7 +5,6 @@ convolution of Shi et al. 2016): conv -> pixel shuffle -> PReLU, with its state 
 import copy
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from pyimg.ops import conv2d, pixel_shuffle
@@ -29,8 +28,9 @@ class UpsampleBlock(nn.Module):
     """``nn.Sequential(nn.Conv2d(C, C * r * r, k, padding=k // 2), nn.PixelShuffle(r),
     nn.PReLU(prelu_parameters))`` with ``C = in_channels``, ``r = scale``.
 
-    Training runs the stock convolution (without its bias) and then one fused pass adding the
-    bias, shuffling and applying PReLU. Eval is one pyimg convolution whose epilogue adds the
+    Training runs the convolution without its bias or an epilogue (stock's on the cpu and cuda
+    backends, in x's memory format) and then one fused pass adding the bias, shuffling and
+    applying PReLU. Eval is one pyimg convolution whose epilogue adds the
     bias, applies PReLU and stores the pixel-shuffled result. Either keeps channels_last.
     """
 
@@ -57,7 +57,7 @@ class UpsampleBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         conv = self.conv
         if self.training:
-            y = F.conv2d(x, conv.weight, None, conv.stride, conv.padding, conv.dilation,
+            y = conv2d(x, conv.weight, None, conv.stride, conv.padding, conv.dilation,
                          conv.groups)
             return pixel_shuffle(y, self.scale, bias=conv.bias, activation="prelu",
                                  weight=self.prelu.weight)

@@ -6,9 +6,11 @@ Three ops carry every backend (csrc/ops/batch_norm.h has the contract):
 
 * ``batch_norm_stats(x) -> (mean, var)``: per-channel mean and biased variance, numerically
   stable (per-run two-pass moments combined with Chan et al.'s formula), deterministic.
-* ``bn_prelu(x, mean, invstd, weight, bias, prelu_weight, residual, training)``: one
-  elementwise pass, ``prelu(z) + residual`` with ``z = (x - mean) * invstd * weight + bias``.
-  Eval feeds it the running statistics, training the batch's.
+* ``bn_prelu(x, mean, invstd, weight, bias, prelu_weight, residual, training, relu)``: one
+  elementwise pass, ``prelu(z) + residual`` with ``z = (x - mean) * invstd * weight + bias``
+  (``relu(z)`` with ``relu``: a PReLU of slope 0 differs at a NaN z, where ReLU's gradient
+  passes and PReLU's is its slope). Eval feeds it the running statistics, training the
+  batch's.
 * ``bn_prelu_backward``: one reduction pass (sums of dL/dz, dL/dz * xhat, dL/dy * min(z, 0))
   and one elementwise pass for grad_x, through the batch statistics when training.
 
@@ -25,7 +27,13 @@ import torch
 import torch.nn.functional as F
 
 from pyimg import _backend, _extension
-from pyimg.ops._common import check_4d, empty_like_format, output_memory_format, unsupported_dtype
+from pyimg.ops._common import (
+    check_4d,
+    empty_like_format,
+    output_memory_format,
+    unsupported_dtype,
+    with_canonical_strides,
+)
 
 
 def accumulate_dtype(x: torch.Tensor) -> torch.dtype:
@@ -37,11 +45,15 @@ def accumulate_dtype(x: torch.Tensor) -> torch.dtype:
 
 def batch_norm_prelu_reference(x, running_mean, running_var, weight=None, bias=None,
                                prelu_weight=None, training=False, momentum=0.1, eps=1e-5,
-                               residual=None):
-    """Stock ops: batch_norm, then prelu (when prelu_weight is given), then + residual."""
+                               residual=None, relu=False):
+    """Stock ops: batch_norm, then prelu (when prelu_weight is given) or relu, then
+    + residual."""
+    x = with_canonical_strides(x)
     y = F.batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps)
     if prelu_weight is not None:
         y = F.prelu(y, prelu_weight)
+    if relu:
+        y = F.relu(y)
     if residual is not None:
         y = y + residual
     return y.contiguous(memory_format=output_memory_format(x))
@@ -62,11 +74,12 @@ def _batch_norm_stats_triton(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
 def _bn_prelu_triton(x: torch.Tensor, mean: torch.Tensor, invstd: torch.Tensor,
                      weight: torch.Tensor | None, bias: torch.Tensor | None,
                      prelu_weight: torch.Tensor | None, residual: torch.Tensor | None,
-                     training: bool) -> torch.Tensor:
+                     training: bool, relu: bool = False) -> torch.Tensor:
     from pyimg.triton import batch_norm as kernels
 
     check_4d(x)
-    return kernels.forward(x, mean, invstd, weight, bias, prelu_weight, residual,
+    _check_relu(relu, prelu_weight)
+    return kernels.forward(x, mean, invstd, weight, bias, prelu_weight, residual, relu,
                            output_memory_format(x) == torch.channels_last)
 
 
@@ -74,12 +87,18 @@ def _bn_prelu_triton(x: torch.Tensor, mean: torch.Tensor, invstd: torch.Tensor,
 def _bn_prelu_backward_triton(
     grad: torch.Tensor, x: torch.Tensor, mean: torch.Tensor, invstd: torch.Tensor,
     weight: torch.Tensor | None, bias: torch.Tensor | None, prelu_weight: torch.Tensor | None,
-    training: bool,
+    training: bool, relu: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     from pyimg.triton import batch_norm as kernels
 
-    return kernels.backward(grad, x, mean, invstd, weight, bias, prelu_weight, training,
+    _check_relu(relu, prelu_weight)
+    return kernels.backward(grad, x, mean, invstd, weight, bias, prelu_weight, training, relu,
                             output_memory_format(x) == torch.channels_last)
+
+
+def _check_relu(relu: bool, prelu_weight: torch.Tensor | None) -> None:
+    if relu and prelu_weight is not None:
+        raise RuntimeError("bn_prelu: relu=True takes no PReLU weight")
 
 
 # -- fake kernels and autograd, shared by the C++ and the Triton ops -------------------------
@@ -103,12 +122,13 @@ def _fake_stats(x):
     return _channels(x), _channels(x)
 
 
-def _fake_forward(x, mean, invstd, weight, bias, prelu_weight, residual, training):
+def _fake_forward(x, mean, invstd, weight, bias, prelu_weight, residual, training, relu=False):
     check_4d(x)
+    _check_relu(relu, prelu_weight)
     return empty_like_format(x.shape, x)
 
 
-def _fake_backward(grad, x, mean, invstd, weight, bias, prelu_weight, training):
+def _fake_backward(grad, x, mean, invstd, weight, bias, prelu_weight, training, relu=False):
     return empty_like_format(x.shape, x), _channels(x), _channels(x), _channels(x)
 
 
@@ -131,8 +151,9 @@ def _stats_backward(ctx, grad_mean, grad_var):
 
 
 def _setup_forward(ctx, inputs, output):
-    x, mean, invstd, weight, bias, prelu_weight, residual, training = inputs
-    ctx.training = training
+    # relu may be left out of a call (its default).
+    x, mean, invstd, weight, bias, prelu_weight, residual, training, *relu = inputs
+    ctx.training, ctx.relu = training, bool(relu and relu[0])
     # From the inputs rather than ctx.needs_input_grad, whose length follows the call's
     # argument count for custom_op-defined ops.
     ctx.needs = [t is not None and t.requires_grad for t in (weight, bias, prelu_weight)]
@@ -144,14 +165,14 @@ def _make_forward_backward(ops: _Ops):
     def backward(ctx, grad):
         x, mean, invstd, weight, bias, prelu_weight = ctx.saved_tensors
         grad_x, sum_dz, sum_dz_xhat, sum_negz = ops.backward(
-            grad, x, mean, invstd, weight, bias, prelu_weight, ctx.training)
+            grad, x, mean, invstd, weight, bias, prelu_weight, ctx.training, ctx.relu)
         grad_weight = sum_dz_xhat if ctx.needs[0] else None
         grad_bias = sum_dz if ctx.needs[1] else None
         grad_prelu = None
         if ctx.needs[2]:
             grad_prelu = sum_negz.sum().reshape(1) if prelu_weight.numel() == 1 else sum_negz
         grad_residual = grad if ctx.has_residual else None
-        return grad_x, None, None, grad_weight, grad_bias, grad_prelu, grad_residual, None
+        return grad_x, None, None, grad_weight, grad_bias, grad_prelu, grad_residual, None, None
 
     return backward
 
@@ -207,6 +228,9 @@ def _check_channel_tensor(t: torch.Tensor | None, x: torch.Tensor, name: str,
 def _update_running_stats(running_mean, running_var, mean, var, count: int,
                           momentum: float) -> None:
     # As ATen: running = (1 - momentum) * running + momentum * batch, the variance unbiased.
+    # An empty batch has no statistics: stock leaves the running ones as they are.
+    if count == 0:
+        return
     if running_mean is not None:
         running_mean.mul_(1 - momentum).add_(mean.to(running_mean.dtype), alpha=momentum)
     if running_var is not None:
@@ -215,16 +239,18 @@ def _update_running_stats(running_mean, running_var, mean, var, count: int,
 
 
 def _batch_norm_fused(x, running_mean, running_var, weight, bias, prelu_weight, training,
-                      momentum, eps, residual, op):
+                      momentum, eps, residual, op, relu=False):
     _check_input(x, running_mean, running_var, training, residual)
     for t, name in ((running_mean, "running_mean"), (running_var, "running_var"),
                     (weight, "weight"), (bias, "bias")):
         _check_channel_tensor(t, x, name)
     _check_channel_tensor(prelu_weight, x, "prelu weight", one_ok=True)
+    if relu and prelu_weight is not None:
+        raise ValueError("relu=True replaces the PReLU: prelu_weight must be None")
     backend = _backend.choose(op, x.device, unsupported_dtype(x))
     if backend == "torch":
         return batch_norm_prelu_reference(x, running_mean, running_var, weight, bias,
-                                          prelu_weight, training, momentum, eps, residual)
+                                          prelu_weight, training, momentum, eps, residual, relu)
     ops = _TRITON_OPS if backend == "triton" else _EXTENSION_OPS
     acc = accumulate_dtype(x)
     if training:
@@ -238,23 +264,24 @@ def _batch_norm_fused(x, running_mean, running_var, weight, bias, prelu_weight, 
     params = [None if t is None else t.to(acc) for t in (weight, bias, prelu_weight)]
     if residual is not None:
         residual = residual.to(x.dtype)
-    return ops.forward(x, mean, invstd, *params, residual, training)
+    return ops.forward(x, mean, invstd, *params, residual, training, relu)
 
 
 def batch_norm_prelu(x: torch.Tensor, running_mean: torch.Tensor | None,
                      running_var: torch.Tensor | None, weight: torch.Tensor | None = None,
                      bias: torch.Tensor | None = None, prelu_weight: torch.Tensor | None = None,
                      training: bool = False, momentum: float = 0.1,
-                     eps: float = 1e-5) -> torch.Tensor:
+                     eps: float = 1e-5, *, relu: bool = False) -> torch.Tensor:
     """``F.prelu(F.batch_norm(x, running_mean, running_var, weight, bias, training, momentum,
     eps), prelu_weight)`` in one pass over x (two when training: statistics, then output).
 
-    x is (N, C, H, W); prelu_weight has 1 or C values (None: no PReLU). When training, the
-    running statistics (if given) are updated in place as stock does. Differentiable in x,
-    weight, bias and prelu_weight. The output keeps x's memory format.
+    x is (N, C, H, W); prelu_weight has 1 or C values (None: no PReLU). ``relu=True`` applies
+    ``F.relu`` instead (prelu_weight None). When training, the running statistics (if given)
+    are updated in place as stock does. Differentiable in x, weight, bias and prelu_weight.
+    The output keeps x's memory format.
     """
     return _batch_norm_fused(x, running_mean, running_var, weight, bias, prelu_weight, training,
-                             momentum, eps, None, "batch_norm_prelu")
+                             momentum, eps, None, "batch_norm_prelu", relu)
 
 
 def batch_norm_add(x: torch.Tensor, residual: torch.Tensor, running_mean: torch.Tensor | None,

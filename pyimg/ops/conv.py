@@ -18,8 +18,8 @@ Backends:
   (oneDNN's own depthwise kernels win undilated and channels_last).
 * ``cpu`` / ``cuda``: stock ATen convolution (oneDNN / cuDNN; the bias its own unless a scale
   follows), then the epilogue in one fused pass of ``torch.ops.pyimg.bn_prelu`` (mean 0,
-  invstd 1, weight = scale, bias = the folded shift; relu is PReLU with weight 0, leaky_relu
-  with the slope) or, with neither scale nor residual, of the fused ``pixel_shuffle`` (which
+  invstd 1, weight = scale, bias = the folded shift; its relu, leaky_relu as a PReLU of the
+  slope) or, with neither scale nor residual, of the fused ``pixel_shuffle`` (which
   also does r > 1). bn_prelu adds its residual after the PReLU, so add_before_activation takes
   a second pass (bn_prelu with the residual, then pixel_shuffle's activation), as does r > 1
   with a scale or residual (the permutation). Other grouped convolutions on the ``triton``
@@ -34,7 +34,7 @@ import torch.nn.functional as F
 
 from pyimg import _backend
 from pyimg.ops import depthwise_conv
-from pyimg.ops._common import output_memory_format, unsupported_dtype
+from pyimg.ops._common import output_memory_format, unsupported_dtype, with_canonical_strides
 from pyimg.ops.batch_norm import accumulate_dtype
 from pyimg.ops.conv_checks import (
     Geometry,
@@ -44,6 +44,7 @@ from pyimg.ops.conv_checks import (
     output_shape,
 )
 from pyimg.ops.conv_triton import conv2d_triton
+from pyimg.ops.pixel_shuffle import pixel_shuffle_reference
 
 # -- the torch reference backend -------------------------------------------------------------
 
@@ -63,6 +64,9 @@ def conv2d_reference(x, weight, bias=None, stride=1, padding=0, dilation=1, grou
                      negative_slope=0.01, residual=None, add_before_activation=False,
                      upscale_factor=1):
     """Stock ops in x's dtype, in the epilogue's order; the output in x's memory format."""
+    fmt = output_memory_format(x)
+    # Stock's weight gradient is wrong for some layouts with odd size-1 strides.
+    x, weight = with_canonical_strides(x), with_canonical_strides(weight)
     y = F.conv2d(x, weight, bias, stride, padding, dilation, groups)
     view = (-1, 1, 1)
     if scale is not None:
@@ -70,13 +74,13 @@ def conv2d_reference(x, weight, bias=None, stride=1, padding=0, dilation=1, grou
     if shift is not None:
         y = y + shift.to(y.dtype).view(view)
     if upscale_factor > 1:
-        y = F.pixel_shuffle(y, upscale_factor)
+        y = pixel_shuffle_reference(y, upscale_factor)
     if residual is not None and add_before_activation:
         y = y + residual
     y = _activate(y, activation, prelu_weight, negative_slope)
     if residual is not None and not add_before_activation:
         y = y + residual
-    return y.contiguous(memory_format=output_memory_format(x))
+    return y.contiguous(memory_format=fmt)
 
 
 # -- stock convolution + one fused epilogue pass (cpu, cuda; grouped convs on triton) --------
@@ -101,6 +105,9 @@ def _epilogue_ops(backend: str) -> _EpilogueOps:
 
 def _stock_convolution(x, weight, bias, geometry: Geometry):
     fmt = output_memory_format(x)
+    # Stock's CPU weight gradient (grouped, float64) is wrong for a channels_last x whose
+    # size-1 H carries another stride: the same memory, channels_last's own strides.
+    x, weight = with_canonical_strides(x), with_canonical_strides(weight)
     top, bottom, left, right = geometry.padding
     if not geometry.symmetric:  # ATen pads both sides alike
         x, (top, left) = F.pad(x, (left, right, top, bottom)), (0, 0)
@@ -140,20 +147,19 @@ def _conv_then_epilogue(ops: _EpilogueOps, x, weight, bias, geometry, scale, shi
             return z
         alpha = None if prelu_weight is None else prelu_weight.to(x.dtype)
         return ops.pixel_shuffle(z, r, None, activation, alpha, negative_slope)
-    z = ops.bn_prelu(y, zeros, ones, scale, shift, _as_prelu(activation, prelu_weight,
-                                                             negative_slope, r, acc, x.device),
-                     residual, False)
+    alpha = _as_prelu(activation, prelu_weight, negative_slope, r, acc, x.device)
+    z = ops.bn_prelu(y, zeros, ones, scale, shift, alpha, residual, False, activation == "relu")
     return z if r == 1 else ops.pixel_shuffle(z, r, None, "none", None, 0.0)
 
 
 def _as_prelu(activation, prelu_weight, negative_slope, r, acc, device):
-    """bn_prelu's PReLU weight for the activation, per conv channel: relu is a PReLU of slope
-    0 and leaky_relu one of its slope; a per-channel weight repeats over each r x r group."""
-    if activation == "none":
+    """bn_prelu's PReLU weight for the activation, per conv channel (None for none and relu,
+    which bn_prelu has of its own): leaky_relu is a PReLU of its slope; a per-channel weight
+    repeats over each r x r group."""
+    if activation in ("none", "relu"):
         return None
-    if activation != "prelu":
-        slope = 0.0 if activation == "relu" else negative_slope
-        return torch.full((1,), slope, dtype=acc, device=device)
+    if activation == "leaky_relu":
+        return torch.full((1,), negative_slope, dtype=acc, device=device)
     alpha = prelu_weight.to(acc).reshape(-1)
     return alpha.repeat_interleave(r * r) if alpha.numel() > 1 and r > 1 else alpha
 

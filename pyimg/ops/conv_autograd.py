@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
+from pyimg.ops._common import with_canonical_strides
 from pyimg.ops.batch_norm import accumulate_dtype
 
 # Recompute(x, weight, bias, ctx) -> conv(x) + bias; ConvGrads(g, x, weight, ctx, needs) ->
@@ -59,7 +60,7 @@ def _gradients(ctx, grad, recompute: Recompute, conv_grads: ConvGrads) -> dict:
     x, weight, bias, scale, shift, prelu_weight, residual = ctx.saved_tensors
     acc, r, needs = accumulate_dtype(x), ctx.upscale_factor, ctx.needs
     # Everything in conv-output space (N, C_out, OH, OW): unshuffle what lives in the output.
-    g = F.pixel_unshuffle(grad.to(acc), r)
+    g = _unshuffle(grad.to(acc), r)
     s = _per_channel(scale, acc)
     biased = None  # conv(x) + bias, recomputed
     if ctx.activation != "none" or needs["scale"]:
@@ -70,7 +71,7 @@ def _gradients(ctx, grad, recompute: Recompute, conv_grads: ConvGrads) -> dict:
         if shift is not None:
             z = z + _per_channel(shift, acc)
         if residual is not None:
-            z = z + F.pixel_unshuffle(residual.to(acc), r)
+            z = z + _unshuffle(residual.to(acc), r)
         g, grad_prelu = _activation_backward(g, z, ctx, prelu_weight, r)
     grad_residual = None
     if ctx.has_residual and needs["residual"]:
@@ -86,10 +87,19 @@ def _gradients(ctx, grad, recompute: Recompute, conv_grads: ConvGrads) -> dict:
             "shift": grad_shift, "prelu_weight": grad_prelu, "residual": grad_residual}
 
 
+def _unshuffle(t, r):
+    # Stock pixel_unshuffle returns an empty input's own shape (torch 2.14).
+    if t.numel() == 0:
+        n, c, h, w = t.shape
+        return t.new_zeros(n, c * r * r, h // r, w // r)
+    return F.pixel_unshuffle(t, r)
+
+
 def _activation_backward(g, z, ctx, prelu_weight, r):
     """(dL/dz, dL/d prelu_weight) from dL/dy and the pre-activation z (conv space)."""
     if ctx.activation == "relu":
-        return torch.where(z > 0, g, 0.0), None
+        # As ATen's threshold_backward: the gradient passes at a NaN z.
+        return torch.where(z <= 0, 0.0, g), None
     if ctx.activation == "leaky_relu":
         return torch.where(z > 0, g, g * ctx.negative_slope), None
     # PReLU's weight indexes shuffled channels: channel c of the conv feeds c // r^2.
@@ -110,6 +120,8 @@ def stock_conv_grads(grad, x, weight, stride, padding, dilation, groups, need_x,
     even span) pads x explicitly, since ATen's convolution pads both sides alike."""
     top, bottom, left, right = padding
     symmetric = top == bottom and left == right
+    # Stock's weight gradient is wrong for some layouts with odd size-1 strides.
+    grad, x, weight = (with_canonical_strides(t) for t in (grad, x, weight))
     padded = x if symmetric else F.pad(x, (left, right, top, bottom))
     pads = [top, left] if symmetric else [0, 0]
     grad_x, grad_weight, _ = torch.ops.aten.convolution_backward(

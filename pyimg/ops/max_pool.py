@@ -137,10 +137,12 @@ def unpool_geometry(x, indices, kernel_size, stride, padding, output_size) -> Ge
     if output_size is None:
         H, W = default
     else:
-        size = tuple(output_size)[-2:]
+        size = tuple(output_size)
+        if len(size) == 4:  # (N, C, H, W), as stock takes it
+            size = size[2:]
         if len(size) != 2:
             raise ValueError(f"output_size should be a sequence containing 2 or 4 elements, "
-                             f"but it has a length of '{len(tuple(output_size))}'")
+                             f"but it has a length of '{len(size)}'")
         for d, (got, dflt, s) in enumerate(zip(size, default, (sh, sw), strict=True)):
             if not dflt - s < got < dflt + s:
                 raise ValueError(f'invalid output_size "{size}" (dim {d} must be between '
@@ -153,12 +155,17 @@ def unpool_geometry(x, indices, kernel_size, stride, padding, output_size) -> Ge
 
 
 def compact_from_flat(flat: torch.Tensor, g: Geometry) -> torch.Tensor:
-    """The tap inside each window that flat indices name (uint8)."""
-    ph = torch.arange(g.PH, device=flat.device).view(-1, 1)
-    pw = torch.arange(g.PW, device=flat.device)
-    ki = (flat // g.W - (ph * g.sh - g.pad_h)) // g.dh
-    kj = (flat % g.W - (pw * g.sw - g.pad_w)) // g.dw
-    return (ki * g.kw + kj).to(torch.uint8)
+    """The tap inside each window that flat indices name (uint8). A window with no tap in the
+    plane (dilation can leave all of it in the padding) has a flat index outside the plane, as
+    stock's; its tap is the kernels', the first past the padding."""
+    h0 = torch.arange(g.PH, device=flat.device).view(-1, 1) * g.sh - g.pad_h
+    w0 = torch.arange(g.PW, device=flat.device) * g.sw - g.pad_w
+    ki = (flat // g.W - h0) // g.dh
+    kj = (flat % g.W - w0) // g.dw
+    ki0 = ((-h0).clamp(min=0) + g.dh - 1) // g.dh
+    kj0 = ((-w0).clamp(min=0) + g.dw - 1) // g.dw
+    no_tap = (h0 + ki0 * g.dh >= g.H) | (w0 + kj0 * g.dw >= g.W)
+    return torch.where(no_tap, ki0 * g.kw + kj0, ki * g.kw + kj).to(torch.uint8)
 
 
 def flat_from_compact(taps: torch.Tensor, g: Geometry) -> torch.Tensor:
@@ -171,9 +178,19 @@ def flat_from_compact(taps: torch.Tensor, g: Geometry) -> torch.Tensor:
 
 
 def max_pool2d_reference(x4, g: Geometry, ceil_mode: bool, compact: bool):
-    """Stock max_pool2d (4-D x), indices converted to compact on request; x's memory format."""
+    """Stock max_pool2d (4-D x), indices converted to compact on request; x's memory format.
+    The values are differentiable as a gather of x at the indices: stock's backward writes
+    out of bounds for a window wholly in the padding (dilation), whose index names no
+    position of the plane; such a window keeps stock's value and gets no gradient."""
     kernel, stride, padding, dilation = g.args()
-    y, idx = F.max_pool2d(x4, kernel, stride, padding, dilation, ceil_mode, return_indices=True)
+    with torch.no_grad():
+        values, idx = F.max_pool2d(x4, kernel, stride, padding, dilation, ceil_mode,
+                                   return_indices=True)
+    n, c, ph, pw = idx.shape
+    plane = g.H * g.W
+    in_plane = (idx >= 0) & (idx < plane)
+    taken = x4.reshape(n, c, plane).gather(2, idx.clamp(0, plane - 1).reshape(n, c, ph * pw))
+    y = torch.where(in_plane, taken.view(idx.shape), values)
     if compact:
         idx = compact_from_flat(idx, g)
     fmt = output_memory_format(x4)
@@ -208,8 +225,9 @@ def max_unpool2d_reference(x4, indices, g: Geometry):
     others go to a spare column that is dropped."""
     compact = indices.dtype == torch.uint8
     planes = x4.shape[0] * x4.shape[1]
-    idx = _checked_flat(indices, g, compact).reshape(planes, -1)
-    values = x4.reshape(planes, -1)
+    # Explicit row lengths: -1 is ambiguous for an empty batch.
+    idx = _checked_flat(indices, g, compact).reshape(planes, g.PH * g.PW)
+    values = x4.reshape(planes, g.PH * g.PW)
     with torch.no_grad():
         target = torch.where(_winners(values.detach(), idx, g.H * g.W), idx, g.H * g.W)
     out = torch.zeros(planes, g.H * g.W + 1, dtype=x4.dtype, device=x4.device)
@@ -223,9 +241,9 @@ def max_unpool2d_reference_backward(grad_out, x4, indices, g: Geometry):
     gradient at the position it wins."""
     compact = indices.dtype == torch.uint8
     planes = x4.shape[0] * x4.shape[1]
-    idx = _checked_flat(indices, g, compact).reshape(planes, -1)
-    wins = _winners(x4.reshape(planes, -1), idx, g.H * g.W)
-    grad = grad_out.reshape(planes, -1).gather(1, idx)
+    idx = _checked_flat(indices, g, compact).reshape(planes, g.PH * g.PW)
+    wins = _winners(x4.reshape(planes, g.PH * g.PW), idx, g.H * g.W)
+    grad = grad_out.reshape(planes, g.H * g.W).gather(1, idx)
     grad = torch.where(wins, grad, torch.zeros_like(grad)).view(x4.shape)
     return grad.contiguous(memory_format=output_memory_format(x4))
 

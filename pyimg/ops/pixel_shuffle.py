@@ -10,6 +10,7 @@ Layout: the output keeps the input's memory format (channels_last in, channels_l
 the fake kernels promise; stock CUDA pixel_shuffle returns NCHW instead.
 """
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -81,15 +82,29 @@ def pixel_shuffle_reference(x, upscale_factor, bias=None, activation="none", wei
     The activation's channels are dim -3 whatever x's rank (PReLU's would be dim 1)."""
     x4 = _as_4d(x)
     y = x4 if bias is None else x4 + bias.view(-1, 1, 1)
-    y = apply_activation(F.pixel_shuffle(y, upscale_factor), activation, weight, negative_slope)
+    y = apply_activation(_shuffle(y, upscale_factor), activation, weight, negative_slope)
     return _from_4d(y.contiguous(memory_format=output_memory_format(x4)), x)
+
+
+def _shuffle(x4, r):
+    if x4.numel() == 0:
+        # Stock's backward fails on an empty input (its pixel_unshuffle keeps the input's
+        # shape, torch 2.14): the same rearrangement by views instead.
+        n, c, h, w = x4.shape
+        y = x4.reshape(n, c // (r * r), r, r, h, w).permute(0, 1, 4, 2, 5, 3)
+        return y.reshape(n, c // (r * r), h * r, w * r)
+    return F.pixel_shuffle(x4, r)
 
 
 def pixel_unshuffle_reference(x, downscale_factor):
     r = downscale_factor
-    if x.numel() == 0:  # stock returns the input's shape for an empty input (torch 2.14)
+    if x.numel() == 0:
+        # Stock returns the input's shape for an empty input (torch 2.14): the same
+        # rearrangement by views instead, differentiable as stock's.
         n, c, h, w = _as_4d(x).shape
-        return _from_4d(empty_like_format((n, c * r * r, h // r, w // r), _as_4d(x)), x)
+        y = _as_4d(x).reshape(n, c, h // r, r, w // r, r).permute(0, 1, 3, 5, 2, 4)
+        y = y.reshape(n, c * r * r, h // r, w // r)
+        return _from_4d(y.contiguous(memory_format=output_memory_format(_as_4d(x))), x)
     return F.pixel_unshuffle(x, r).contiguous(memory_format=output_memory_format(x))
 
 
@@ -230,11 +245,18 @@ def _ops_for(backend: str) -> _Ops:
     return _TRITON_OPS if backend == "triton" else _EXTENSION_OPS
 
 
+# A 4-D tensor passes as it is: a reshape may restride its size-1 dimensions, which can change
+# its memory format (a channels_last tensor of one channel is also contiguous).
 def _as_4d(x: torch.Tensor) -> torch.Tensor:
-    return x.unsqueeze(0) if x.dim() == 3 else x.reshape(-1, *x.shape[-3:])
+    if x.dim() == 4:
+        return x
+    # The batch size spelled out: -1 is ambiguous when another dimension is 0.
+    return x.unsqueeze(0) if x.dim() == 3 else x.reshape(math.prod(x.shape[:-3]), *x.shape[-3:])
 
 
 def _from_4d(y: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    if like.dim() == 4:
+        return y
     return y.squeeze(0) if like.dim() == 3 else y.reshape(*like.shape[:-3], *y.shape[-3:])
 
 

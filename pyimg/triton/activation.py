@@ -41,9 +41,10 @@ def activate(z, alpha, ACT: tl.constexpr):
 
 @triton.jit
 def activation_grad(z, alpha, ACT: tl.constexpr):
-    """d activate / dz; at z == 0 as ATen's backward kernels (relu: 0, leaky: alpha)."""
+    """d activate / dz as ATen's backward kernels: at z == 0 relu gives 0 and leaky alpha; at a
+    NaN z relu passes the gradient (1) and leaky / PReLU give alpha."""
     if ACT == RELU:
-        d = tl.where(z > 0, 1.0, 0.0)
+        d = tl.where(z <= 0, 0.0, 1.0)
     elif ACT == LEAKY_RELU or ACT == PRELU:
         d = tl.where(z > 0, 1.0, alpha)
     elif ACT == TANH:

@@ -11,7 +11,7 @@ import torch
 import triton
 import triton.language as tl
 
-from pyimg.triton.activation import PRELU, activate, activation_grad
+from pyimg.triton.activation import PRELU, RELU, activate, activation_grad
 from pyimg.triton.layout import empty_in_format, nchw_or_nhwc_coords
 
 MAX_BLOCK = 1024
@@ -65,7 +65,8 @@ def _stats_kernel(x_ptr, mean_ptr, m2_ptr, sn, sc, sh, sw, HW, W, M, S,
 def _load_channel_params(c, mask, mean_ptr, invstd_ptr, weight_ptr, bias_ptr, alpha_ptr,
                          HAS_WEIGHT: tl.constexpr, HAS_BIAS: tl.constexpr,
                          HAS_PRELU: tl.constexpr, ALPHA_PER_CHANNEL: tl.constexpr):
-    """mean, scale = invstd * weight, shift = bias and the PReLU alpha of channels c."""
+    """mean, scale = invstd * weight, shift = bias and the PReLU alpha of channels c (1, the
+    identity, without a PReLU; a ReLU ignores it)."""
     mean = tl.load(mean_ptr + c, mask=mask, other=0.0)
     scale = tl.load(invstd_ptr + c, mask=mask, other=0.0)
     if HAS_WEIGHT:
@@ -88,8 +89,9 @@ def _load_channel_params(c, mask, mean_ptr, invstd_ptr, weight_ptr, bias_ptr, al
 def _forward_kernel(out_ptr, x_ptr, res_ptr, sxn, sxc, sxh, sxw, srn, src, srh, srw, C, H, W,
                     total, mean_ptr, invstd_ptr, weight_ptr, bias_ptr, alpha_ptr,
                     HAS_WEIGHT: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_PRELU: tl.constexpr,
-                    ALPHA_PER_CHANNEL: tl.constexpr, HAS_RESIDUAL: tl.constexpr,
-                    CHANNELS_LAST: tl.constexpr, F64: tl.constexpr, BLOCK: tl.constexpr):
+                    ALPHA_PER_CHANNEL: tl.constexpr, ACT: tl.constexpr,
+                    HAS_RESIDUAL: tl.constexpr, CHANNELS_LAST: tl.constexpr, F64: tl.constexpr,
+                    BLOCK: tl.constexpr):
     o = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = o < total
     n, c, h, w = nchw_or_nhwc_coords(o, C, H, W, CHANNELS_LAST)
@@ -97,7 +99,7 @@ def _forward_kernel(out_ptr, x_ptr, res_ptr, sxn, sxc, sxh, sxw, srn, src, srh, 
         c, mask, mean_ptr, invstd_ptr, weight_ptr, bias_ptr, alpha_ptr,
         HAS_WEIGHT, HAS_BIAS, HAS_PRELU, ALPHA_PER_CHANNEL)
     x = _acc(tl.load(x_ptr + n * sxn + c * sxc + h * sxh + w * sxw, mask=mask), F64)
-    y = activate((x - mean) * scale + shift, alpha, PRELU)
+    y = activate((x - mean) * scale + shift, alpha, ACT)
     if HAS_RESIDUAL:
         y += _acc(tl.load(res_ptr + n * srn + c * src + h * srh + w * srw, mask=mask), F64)
     tl.store(out_ptr + o, y.to(out_ptr.dtype.element_ty), mask=mask)
@@ -108,7 +110,8 @@ def _grad_sums_kernel(g_ptr, x_ptr, sums_ptr, sgn, sgc, sgh, sgw, sxn, sxc, sxh,
                       C, S, mean_ptr, invstd_ptr, weight_ptr, bias_ptr, alpha_ptr,
                       HAS_WEIGHT: tl.constexpr, HAS_BIAS: tl.constexpr,
                       HAS_PRELU: tl.constexpr, ALPHA_PER_CHANNEL: tl.constexpr,
-                      F64: tl.constexpr, SPAN: tl.constexpr, BLOCK: tl.constexpr):
+                      ACT: tl.constexpr, F64: tl.constexpr, SPAN: tl.constexpr,
+                      BLOCK: tl.constexpr):
     # Partial sums of dz, dz * (x - mean) and g * min(z, 0), at sums[k, c, s].
     c = tl.program_id(0)
     s = tl.program_id(1)
@@ -124,10 +127,11 @@ def _grad_sums_kernel(g_ptr, x_ptr, sums_ptr, sgn, sgc, sgh, sgw, sxn, sxc, sxh,
         g = _load_channel(g_ptr, j, mask, c, sgn, sgc, sgh, sgw, HW, W, F64)
         xc = _load_channel(x_ptr, j, mask, c, sxn, sxc, sxh, sxw, HW, W, F64) - mean
         z = xc * scale + shift
-        dz = tl.where(mask, g * activation_grad(z, alpha, PRELU), 0.0)
+        dz = tl.where(mask, g * activation_grad(z, alpha, ACT), 0.0)
         sum_dz += tl.sum(dz)
         sum_dz_xc += tl.sum(dz * xc)
-        sum_negz += tl.sum(tl.where(mask & (z < 0), g * z, 0.0))
+        # NaN z kept, as ATen's PReLU weight gradient.
+        sum_negz += tl.sum(tl.where(mask & ~(z > 0), g * z, 0.0))
     tl.store(sums_ptr + c * S + s, sum_dz)
     tl.store(sums_ptr + (C + c) * S + s, sum_dz_xc)
     tl.store(sums_ptr + (2 * C + c) * S + s, sum_negz)
@@ -137,9 +141,10 @@ def _grad_sums_kernel(g_ptr, x_ptr, sums_ptr, sgn, sgc, sgh, sgw, sxn, sxc, sxh,
 def _grad_x_kernel(out_ptr, g_ptr, x_ptr, b_ptr, d_ptr, sgn, sgc, sgh, sgw, sxn, sxc, sxh, sxw,
                    C, H, W, total, mean_ptr, invstd_ptr, weight_ptr, bias_ptr, alpha_ptr,
                    HAS_WEIGHT: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_PRELU: tl.constexpr,
-                   ALPHA_PER_CHANNEL: tl.constexpr, CHANNELS_LAST: tl.constexpr,
-                   F64: tl.constexpr, BLOCK: tl.constexpr):
-    # grad_x = scale * dz + B[c] * (x - mean) + D[c].
+                   ALPHA_PER_CHANNEL: tl.constexpr, ACT: tl.constexpr, TRAINING: tl.constexpr,
+                   CHANNELS_LAST: tl.constexpr, F64: tl.constexpr, BLOCK: tl.constexpr):
+    # grad_x = scale * dz + B[c] * (x - mean) + D[c] when training; in eval, where the
+    # statistics are constants, scale * dz (also at a NaN x, where B * (x - mean) is NaN).
     o = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = o < total
     n, c, h, w = nchw_or_nhwc_coords(o, C, H, W, CHANNELS_LAST)
@@ -148,13 +153,16 @@ def _grad_x_kernel(out_ptr, g_ptr, x_ptr, b_ptr, d_ptr, sgn, sgc, sgh, sgw, sxn,
         HAS_WEIGHT, HAS_BIAS, HAS_PRELU, ALPHA_PER_CHANNEL)
     g = _acc(tl.load(g_ptr + n * sgn + c * sgc + h * sgh + w * sgw, mask=mask), F64)
     xc = _acc(tl.load(x_ptr + n * sxn + c * sxc + h * sxh + w * sxw, mask=mask), F64) - mean
-    dz = g * activation_grad(xc * scale + shift, alpha, PRELU)
-    b = tl.load(b_ptr + c, mask=mask, other=0.0)
-    d = tl.load(d_ptr + c, mask=mask, other=0.0)
-    tl.store(out_ptr + o, (scale * dz + b * xc + d).to(out_ptr.dtype.element_ty), mask=mask)
+    dz = g * activation_grad(xc * scale + shift, alpha, ACT)
+    gx = scale * dz
+    if TRAINING:
+        b = tl.load(b_ptr + c, mask=mask, other=0.0)
+        d = tl.load(d_ptr + c, mask=mask, other=0.0)
+        gx += b * xc + d
+    tl.store(out_ptr + o, gx.to(out_ptr.dtype.element_ty), mask=mask)
 
 
-def _param_args(x, mean, invstd, weight, bias, prelu_weight) -> dict:
+def _param_args(x, mean, invstd, weight, bias, prelu_weight, relu: bool) -> dict:
     # Triton needs a tensor argument even where the kernel never reads it.
     return {
         "mean_ptr": mean.contiguous(),
@@ -166,6 +174,7 @@ def _param_args(x, mean, invstd, weight, bias, prelu_weight) -> dict:
         "HAS_BIAS": bias is not None,
         "HAS_PRELU": prelu_weight is not None,
         "ALPHA_PER_CHANNEL": prelu_weight is not None and prelu_weight.numel() > 1,
+        "ACT": RELU if relu else PRELU,
         "F64": x.dtype == torch.float64,
     }
 
@@ -185,10 +194,10 @@ def _splits(x: torch.Tensor) -> tuple[int, int, int, int, int]:
 
 
 def stats(x: torch.Tensor, acc: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-    m, c, s, span, block = _splits(x)
     if x.numel() == 0:
-        nan = torch.full((c,), float("nan"), dtype=acc, device=x.device)
+        nan = torch.full((x.shape[1],), float("nan"), dtype=acc, device=x.device)
         return nan, nan.clone()
+    m, c, s, span, block = _splits(x)
     means = torch.empty((c, s), dtype=acc, device=x.device)
     m2s = torch.empty_like(means)
     _stats_kernel[(c, s)](x, means, m2s, *x.stride(), x.shape[2] * x.shape[3], x.shape[3], m, s,
@@ -200,7 +209,8 @@ def stats(x: torch.Tensor, acc: torch.dtype) -> tuple[torch.Tensor, torch.Tensor
     return mean, m2 / m
 
 
-def forward(x, mean, invstd, weight, bias, prelu_weight, residual, channels_last: bool):
+def forward(x, mean, invstd, weight, bias, prelu_weight, residual, relu: bool,
+            channels_last: bool):
     out = empty_in_format(x.shape, x, channels_last)
     total = out.numel()
     if total == 0:
@@ -210,19 +220,19 @@ def forward(x, mean, invstd, weight, bias, prelu_weight, residual, channels_last
     _forward_kernel[(triton.cdiv(total, block),)](
         out, x, res, *x.stride(), *res.stride(), x.shape[1], x.shape[2], x.shape[3], total,
         HAS_RESIDUAL=residual is not None, CHANNELS_LAST=channels_last, BLOCK=block,
-        **_param_args(x, mean, invstd, weight, bias, prelu_weight),
+        **_param_args(x, mean, invstd, weight, bias, prelu_weight, relu),
     )
     return out
 
 
-def backward(grad, x, mean, invstd, weight, bias, prelu_weight, training: bool,
+def backward(grad, x, mean, invstd, weight, bias, prelu_weight, training: bool, relu: bool,
              channels_last: bool):
-    m, c, s, span, block = _splits(x)
     acc = mean.dtype
     grad_x = empty_in_format(x.shape, x, channels_last)
     if x.numel() == 0:
-        return grad_x, *(torch.zeros(c, dtype=acc, device=x.device) for _ in range(3))
-    params = _param_args(x, mean, invstd, weight, bias, prelu_weight)
+        return grad_x, *(torch.zeros(x.shape[1], dtype=acc, device=x.device) for _ in range(3))
+    m, c, s, span, block = _splits(x)
+    params = _param_args(x, mean, invstd, weight, bias, prelu_weight, relu)
     partial = torch.empty((3, c, s), dtype=acc, device=x.device)
     _grad_sums_kernel[(c, s)](grad, x, partial, *grad.stride(), *x.stride(),
                               x.shape[2] * x.shape[3], x.shape[3], m, c, s, SPAN=span,
@@ -238,6 +248,6 @@ def backward(grad, x, mean, invstd, weight, bias, prelu_weight, training: bool,
     block = _block(x.numel())
     _grad_x_kernel[(triton.cdiv(x.numel(), block),)](
         grad_x, grad, x, b, d, *grad.stride(), *x.stride(), c, x.shape[2], x.shape[3],
-        x.numel(), CHANNELS_LAST=channels_last, BLOCK=block, **params,
+        x.numel(), TRAINING=training, CHANNELS_LAST=channels_last, BLOCK=block, **params,
     )
     return grad_x, sum_dz, sum_dz_xhat, sum_negz

@@ -98,8 +98,8 @@ def _conv2d_kernel(
     out_ptr,  # (N, C_out / R^2, OH*R, OW*R), any strides
     x_ptr,  # (N, C_in, H, W), any strides
     w_ptr,  # (C_out, C_in, KH, KW), any strides
-    bias_ptr, scale_ptr, shift_ptr,  # (C_out,) each, or unused
-    alpha_ptr,  # PReLU weight (leaky_relu's slope too): (C_out / R^2,) or (1,), or unused
+    bias_ptr, scale_ptr, shift_ptr,  # (C_out,) each, contiguous, or unused
+    alpha_ptr,  # PReLU weight (leaky_relu's slope too): (C_out / R^2,) or (1,), contiguous
     res_ptr,  # residual shaped like out, any strides, or unused
     N, C_in, H, W, C_out, OH, OW, KH, KW,
     sxn, sxc, sxh, sxw,
@@ -223,6 +223,9 @@ def conv2d(x, weight, bias, stride, padding, dilation, scale, shift, activation,
         # As a one-weight PReLU: a Python float would reach the kernel rounded to float32.
         activation = "prelu"
         prelu_weight = torch.full((1,), negative_slope, dtype=acc, device=x.device)
+    # The kernel reads the per-channel tensors as arrays (bias_ptr + co), views included.
+    bias, scale, shift, prelu_weight = (None if t is None else t.contiguous()
+                                        for t in (bias, scale, shift, prelu_weight))
     res_strides = residual.stride() if residual is not None else (0, 0, 0, 0)
     small_c = c_in < 32
     m = n * oh * ow

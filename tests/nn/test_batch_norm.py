@@ -5,6 +5,7 @@ from collections import OrderedDict
 
 import pytest
 import torch
+from support import backend_params
 from torch import nn
 
 import pyimg
@@ -145,3 +146,24 @@ def test_fold_batch_norm_rejects_what_it_cannot_fold():
         pyimg.nn.fold_batch_norm(nn.Conv2d(2, 3, 1), nn.BatchNorm2d(4))
     with pytest.raises(TypeError, match="Conv2d and BatchNorm2d"):
         pyimg.nn.fold_batch_norm(nn.Linear(2, 3), nn.BatchNorm2d(3))
+
+
+@pytest.mark.parametrize("param", backend_params())
+def test_empty_batch_in_training_leaves_running_statistics_alone(param):
+    # An empty batch has no statistics: stock leaves the running ones as they were (a NaN
+    # update would poison every later eval output).
+    name, device = param
+    stock = stock_pair().to(device)
+    stock(torch.randn(4, 5, 3, 3, device=device))
+    fused = pyimg.nn.BatchNormPReLU.from_modules(stock.bn, stock.prelu)
+    x = torch.randn(0, 5, 4, 4, device=device)
+    with pyimg.use_backend(name):
+        y = fused(x)
+    assert y.shape == stock(x).shape
+    for key, value in fused.state_dict().items():
+        torch.testing.assert_close(value, stock.state_dict()[key], msg=key)
+    stock.eval()
+    fused.eval()
+    x = torch.randn(2, 5, 4, 4, device=device)
+    with pyimg.use_backend(name):
+        torch.testing.assert_close(fused(x), stock(x), atol=1e-5, rtol=1e-5)

@@ -115,3 +115,37 @@ def test_from_modules_checks_and_copies():
         pyimg.nn.Conv2dBNAct(stock.conv, nn.BatchNorm1d(6))
     with pytest.raises(ValueError, match="features"):
         pyimg.nn.Conv2dBNAct(stock.conv, nn.BatchNorm2d(5))
+
+
+@pytest.mark.parametrize("mode", ("circular", "reflect", "replicate"))
+def test_padding_modes_keep_channels_last(mode):
+    # Stock returns NCHW for a channels_last input with circular padding; ours keeps the
+    # input's format whatever the padding mode, as its docstring promises.
+    stock = nn.Conv2d(4, 6, 3, padding=(1, 2), padding_mode=mode)
+    ours = pyimg.nn.Conv2d(4, 6, 3, padding=(1, 2), padding_mode=mode)
+    ours.load_state_dict(stock.state_dict())
+    x = torch.randn(2, 4, 5, 6).contiguous(memory_format=torch.channels_last)
+    y = ours(x)
+    torch.testing.assert_close(y, stock(x), **TOL)
+    assert y.is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize("param", backend_params())
+def test_relu_gradient_at_nan_matches_stock(param):
+    # Training runs a fused BatchNorm + ReLU pass: at a NaN pre-activation stock's ReLU passes
+    # the gradient, where a PReLU of slope 0 would stop it.
+    name, device = param
+    stock, act = stock_sequence("relu")
+    stock.to(device)
+    fused = pyimg.nn.Conv2dBNAct.from_modules(stock.conv, stock.bn, act)
+    x = torch.randn(2, 3, 5, 5, device=device)
+    x[0, :, 2, 2] = float("nan")
+    results = []
+    for model in (fused, stock):
+        model.zero_grad()
+        with pyimg.use_backend(name):
+            y = model(x)
+            y.backward(torch.ones_like(y))
+        results.append([y] + [p.grad for p in model.parameters()])
+    for ours, expected in zip(*results, strict=True):
+        torch.testing.assert_close(ours, expected, **TOL, equal_nan=True)

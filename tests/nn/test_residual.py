@@ -216,3 +216,14 @@ def test_compiles_fullgraph(training):
     torch.testing.assert_close(grad, expected_grad, **STEP_TOLERANCE)
     if training:
         torch.testing.assert_close(fused.bn2.running_var, stock.bn2.running_var)
+
+
+@pytest.mark.parametrize("training", (True, False))
+def test_keeps_a_channels_last_input_whose_strides_do_not_say_so(training):
+    # channels_last by PyTorch's definition (is_contiguous ignores the size-1 H), though
+    # suggest_memory_format reads its strides as NCHW: stock's convolution returned NCHW.
+    x = torch.randn(8).as_strided((1, 2, 1, 4), (8, 1, 2, 2))
+    block = pyimg.nn.ResidualBlock(2, kernel_size=1).train(training)
+    y = block(x)
+    assert x.is_contiguous(memory_format=torch.channels_last)
+    assert y.is_contiguous(memory_format=torch.channels_last)

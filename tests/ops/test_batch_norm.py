@@ -306,3 +306,85 @@ def test_compiled_op_checks_its_arguments():
         torch.ops.pyimg.bn_prelu(x, mean, invstd, None, None, None, x[:1], False)
     with pytest.raises(RuntimeError, match="grad has shape"):
         torch.ops.pyimg.bn_prelu_backward(x[:1], x, mean, invstd, None, None, None, True)
+
+
+# -- edges the differential fuzzer found -----------------------------------------------------
+
+
+@pytest.mark.parametrize("training", (True, False), ids=("train", "eval"))
+def test_empty_batch_runs_forward_and_backward_as_stock(backend, training):
+    x = torch.randn(0, 3, 4, 4, device=backend, dtype=torch.float64)
+    running = (torch.randn(3, device=backend, dtype=torch.float64),
+               torch.rand(3, device=backend, dtype=torch.float64) + 0.5)
+    params = [torch.randn(3, device=backend, dtype=torch.float64) for _ in range(3)]
+    outputs, grads = [], []
+    for fn in (pyimg.ops.batch_norm_prelu, batch_norm_prelu_reference):
+        xi = x.clone().requires_grad_()
+        ps = [p.clone().requires_grad_() for p in params]
+        stats = [t.clone() for t in running]
+        y = fn(xi, *stats, *ps, training=training)
+        y.sum().backward()
+        outputs.append([y, *stats])
+        grads.append([xi.grad, *(p.grad for p in ps)])
+    for ours, stock in zip(outputs[0] + grads[0], outputs[1] + grads[1], strict=True):
+        torch.testing.assert_close(ours, stock)
+
+
+def test_strided_weight_with_one_value_per_plane_backward(backend):
+    # Stock's CPU batch_norm backward reads a strided weight wrongly when H * W == 1 (grad_x
+    # off by O(1)); ours matches stock's answer for the same weight copied contiguous.
+    x = torch.randn(4, 3, 1, 1, device=backend, dtype=torch.float64)
+    storage = torch.randn(6, device=backend, dtype=torch.float64)
+    bias = torch.randn(3, device=backend, dtype=torch.float64)
+    g = torch.randn_like(x)
+    results = []
+    for fn, weight in ((pyimg.ops.batch_norm_prelu, storage.clone()),
+                       (F.batch_norm, storage[::2].clone())):
+        xi, wi = x.clone().requires_grad_(), weight.requires_grad_()
+        y = fn(xi, None, None, wi[::2] if wi.numel() == 6 else wi, bias, training=True)
+        y.backward(g)
+        results.append((y, xi.grad, wi.grad[::2] if wi.numel() == 6 else wi.grad))
+    for ours, stock in zip(*results, strict=True):
+        torch.testing.assert_close(ours, stock)
+
+
+@pytest.mark.parametrize("training", (True, False), ids=("train", "eval"))
+@pytest.mark.parametrize("prelu", PRELU)
+def test_gradients_at_nan_match_stock(backend, training, prelu):
+    # NaN of both signs (x86 arithmetic makes negative ones): PReLU's gradient there is its
+    # slope, the PReLU weight's NaN, as stock's.
+    x, running, weight, bias, alpha, _ = make_inputs((2, 3, 4, 5), backend, torch.float64,
+                                                     prelu)
+    x[0, 0, 1, 1] = float("nan")
+    x[1, 2, 3, 0] = -float("nan")
+    tensors = [t.requires_grad_() for t in (x, weight, bias, alpha) if t is not None]
+    grad = torch.randn_like(x)
+    results = []
+    for fn in (pyimg.ops.batch_norm_prelu, batch_norm_prelu_reference):
+        y = fn(x, *(t.clone() for t in running), weight, bias, alpha, training)
+        results.append((y, *torch.autograd.grad(y, tensors, grad)))
+    for ours, stock in zip(*results, strict=True):
+        torch.testing.assert_close(ours, stock, equal_nan=True)
+
+
+@pytest.mark.parametrize(
+    "param", [*backend_params(), pytest.param(("torch", "cpu"), id="torch-cpu")])
+@pytest.mark.parametrize("training", (True, False), ids=("train", "eval"))
+def test_channels_last_with_an_odd_unit_stride_backward(param, training):
+    # Stock's CPU batch_norm backward misreads a channels_last x whose size-1 W has another
+    # stride than channels_last's own, given an NCHW gradient (off by O(1)); every backend,
+    # the torch reference included, matches stock's answer for the contiguous x.
+    name, device = param
+    x = torch.randn(2, 3, 4, 1, device=device, dtype=torch.float64)
+    odd = x.contiguous(memory_format=torch.channels_last).as_strided(x.shape, (12, 1, 3, 7))
+    g = torch.randn_like(x)
+    results = []
+    for xi, backend in ((odd, name), (x, "torch")):
+        xi = xi.detach().requires_grad_()
+        with pyimg.use_backend(backend):
+            y = pyimg.ops.batch_norm_prelu(xi, torch.zeros(3, dtype=x.dtype, device=device),
+                                           torch.ones(3, dtype=x.dtype, device=device),
+                                           training=training)
+            results.append((y, *torch.autograd.grad(y, xi, g)))
+    for ours, expected in zip(*results, strict=True):
+        torch.testing.assert_close(ours, expected)

@@ -173,6 +173,41 @@ def test_unbatched_input(backend):
                                F.conv2d(x, weight, padding=1), **CONV_TOLERANCE[torch.float32])
 
 
+def strided(t: torch.Tensor) -> torch.Tensor:
+    """t's values as a non-contiguous view: every other element of a larger tensor."""
+    storage = torch.full((t.numel() * 2,), 1e3, dtype=t.dtype, device=t.device)
+    view = storage[::2].view(t.shape) if t.dim() == 1 else storage.view(*t.shape[:-1], -1)[
+        ..., ::2]
+    view.copy_(t)
+    return view
+
+
+def test_strided_epilogue_tensors(backend):
+    # Every tensor argument read through its strides: bias, scale, shift, the PReLU weight,
+    # the weight and the residual as views that skip every other element.
+    x = torch.randn(2, 3, 5, 4, device=backend)
+    weight = torch.randn(8, 3, 3, 3, device=backend)
+    bias = torch.tensor([1.0, 100, 2, 200, 3, 300], device=backend)[::2]
+    y = pyimg.ops.conv2d(x[:1, :2, :3, :3], torch.ones(3, 2, 1, 1, device=backend), bias)
+    expected = F.conv2d(x[:1, :2, :3, :3], torch.ones(3, 2, 1, 1, device=backend),
+                        bias.contiguous())
+    torch.testing.assert_close(y, expected, **CONV_TOLERANCE[torch.float32])
+    for r, groups in ((1, 1), (2, 1), (1, 3)):
+        w = weight if groups == 1 else weight[:6, :1]
+        c_out = w.shape[0]
+        res = torch.randn(2, c_out // (r * r), 5 * r, 4 * r, device=backend)
+        kw = epilogue(c_out, backend, x.dtype, "prelu", True, r, res)
+        contiguous = {k: v.contiguous() if isinstance(v, torch.Tensor) else v
+                      for k, v in kw.items()}
+        b = torch.randn(w.shape[0], device=backend)
+        expected = conv2d_reference(x, w.contiguous(), b, 1, 1, 1, groups, **contiguous)
+        views = {k: strided(v) if isinstance(v, torch.Tensor) else v for k, v in kw.items()}
+        with poisoned_outputs():
+            y = pyimg.ops.conv2d(x, strided(w), strided(b), 1, 1, 1, groups, **views)
+        torch.testing.assert_close(y, expected, **CONV_TOLERANCE[torch.float32],
+                                   msg=f"r={r} groups={groups}")
+
+
 # -- backward --------------------------------------------------------------------------------
 
 GRADIENT_CASES = [  # (activation, residual, r, per-channel PReLU)
@@ -217,6 +252,53 @@ def test_gradients_match_reference(backend, activation, residual, r, per_channel
                                        inputs, grad)
         for g, e in zip(ours, expected, strict=True):
             torch.testing.assert_close(g, e, **TOLERANCE[dtype], msg=name)
+
+
+@pytest.fixture(params=[*backend_params(), pytest.param(("torch", "cpu"), id="torch-cpu")])
+def any_backend(request):
+    name, device = request.param
+    with pyimg.use_backend(name):
+        yield device
+
+
+@pytest.mark.parametrize("groups", (1, 4))
+def test_empty_batch_backward_with_upscale(any_backend, groups):
+    backend = any_backend
+    x = torch.randn(0, 4, 2, 3, device=backend, requires_grad=True)
+    weight = torch.randn(8, 4 // groups, 1, 1, device=backend, requires_grad=True)
+    bias = torch.randn(8, device=backend, requires_grad=True)
+    prelu = torch.rand(2, device=backend, requires_grad=True)
+    kw = dict(activation="prelu", prelu_weight=prelu, upscale_factor=2)
+    y = pyimg.ops.conv2d(x, weight, bias, 2, 3, 1, groups, **kw)
+    assert y.shape == (0, 2, 8, 10)
+    # Stock's own pixel_shuffle backward fails on an empty batch: nothing to compare with but
+    # the answer, zero gradients.
+    for g, t in zip(torch.autograd.grad(y.sum(), (x, weight, bias, prelu)),
+                    (x, weight, bias, prelu), strict=True):
+        torch.testing.assert_close(g, torch.zeros_like(t))
+
+
+@pytest.mark.parametrize("groups", (1, 3))
+@pytest.mark.parametrize("activation", ("relu", "leaky_relu", "prelu"))
+@pytest.mark.parametrize("affine", (False, True))
+def test_gradients_at_nan_match_stock(backend, groups, activation, affine):
+    # A NaN input pixel makes NaN pre-activations: stock's ReLU passes their gradient (as 1),
+    # leaky_relu and PReLU scale it by their slope.
+    x = torch.randn(1, 3, 5, 5, device=backend, dtype=torch.float64)
+    x[0, :, 2, 2] = float("nan")
+    x[0, :, 0, 4] = -float("nan")
+    weight = torch.randn(6, 3 // groups, 3, 3, device=backend, dtype=torch.float64)
+    kw = epilogue(6, backend, torch.float64, activation, affine)
+    tensors = [x, weight, *(v for v in kw.values() if isinstance(v, torch.Tensor))]
+    for t in tensors:
+        t.requires_grad_()
+    y = pyimg.ops.conv2d(x, weight, None, 1, 1, 1, groups, **kw)
+    y_ref = conv2d_reference(x, weight, None, 1, 1, 1, groups, **kw)
+    torch.testing.assert_close(y, y_ref, equal_nan=True)
+    grad = torch.randn_like(y)
+    ours = torch.autograd.grad(y, tensors, grad)
+    for g, e in zip(ours, torch.autograd.grad(y_ref, tensors, grad), strict=True):
+        torch.testing.assert_close(g, e, equal_nan=True)
 
 
 @pytest.mark.parametrize("dtype", (torch.float32, torch.float64))
@@ -441,3 +523,25 @@ def test_tf32_follows_stock_convolution_flag():
             torch.backends.cudnn.allow_tf32 = flag
             assert use_tf32(x.cuda()) == flag
             assert not use_tf32(x.cuda().half())
+
+
+def test_odd_unit_stride_channels_last_grouped_gradients(any_backend):
+    # Stock's CPU weight gradient of a grouped float64 convolution is wrong for a
+    # channels_last x whose size-1 H has another stride than channels_last's own (off by
+    # O(1)); every backend, the torch reference included, matches the contiguous answer.
+    device = any_backend
+    x = torch.randn(1, 4, 1, 2, device=device, dtype=torch.float64)
+    weight = torch.randn(2, 2, 1, 1, device=device, dtype=torch.float64)
+    odd = torch.empty(8, device=device, dtype=x.dtype).as_strided(x.shape, (8, 1, 4, 4))
+    odd.copy_(x)
+    cl_weight = torch.empty(4, device=device, dtype=x.dtype).as_strided(weight.shape,
+                                                                         (2, 1, 2, 2))
+    cl_weight.copy_(weight)
+    g = torch.randn(1, 2, 1, 2, device=device, dtype=x.dtype)
+    results = []
+    for xi, wi, fn in ((odd, cl_weight, pyimg.ops.conv2d), (x, weight, F.conv2d)):
+        xi, wi = xi.detach().requires_grad_(), wi.detach().requires_grad_()
+        y = fn(xi, wi, None, 1, 0, 1, 2)
+        results.append((y, *torch.autograd.grad(y, (xi, wi), g)))
+    for ours, expected in zip(*results, strict=True):
+        torch.testing.assert_close(ours, expected)

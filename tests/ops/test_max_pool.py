@@ -343,11 +343,61 @@ def test_bad_unpool_arguments_raise_like_stock(backend):
         (y, i[..., :1], {}),  # index shape
         (y, i, {"output_size": (9, 9)}),  # output size out of range
         (y, i, {"output_size": (4,)}),  # output size length
+        (y, i, {"output_size": (1, 4, 4)}),  # 3 elements: neither (H, W) nor (N, C, H, W)
+        (y, i, {"output_size": (1, 1, 1, 4, 4)}),
+        (y[0], i[0], {"output_size": (1, 4, 4)}),  # an unbatched input's own shape
         (y[0, 0], i[0, 0], {}),  # rank
     ]
     for yv, iv, kwargs in cases:
         _raises_like_stock(lambda yv=yv, iv=iv, kw=kwargs: F.max_unpool2d(yv, iv, 2, **kw),
                            lambda yv=yv, iv=iv, kw=kwargs: unpool(yv, iv, 2, **kw))
+
+
+def test_unpool_takes_output_size_of_two_or_four_elements(backend):
+    y, i = F.max_pool2d(torch.randn(2, 3, 5, 5, device=backend), 2, return_indices=True)
+    for size in ((5, 5), (2, 3, 5, 5), torch.Size((9, 9, 5, 5))):
+        torch.testing.assert_close(unpool(y, i, 2, output_size=size),
+                                   F.max_unpool2d(y, i, 2, output_size=size))
+
+
+@pytest.mark.parametrize(
+    "param", [*backend_params(), pytest.param(("torch", "cpu"), id="torch-cpu")])
+@pytest.mark.parametrize("compact", (False, True))
+def test_empty_batch_unpool_and_backward(param, compact):
+    name, device = param
+    x = torch.randn(0, 2, 4, 6, device=device, requires_grad=True)
+    with pyimg.use_backend(name):
+        y, indices = pool(x, 2, compact=compact)
+        out = unpool(y, indices, 2, output_size=(4, 6))
+        assert out.shape == (0, 2, 4, 6)
+        out.sum().backward()
+    assert x.grad.shape == x.shape
+
+
+@pytest.mark.parametrize(
+    "param", [*backend_params(), pytest.param(("torch", "cpu"), id="torch-cpu")])
+def test_all_padding_window_backward_stays_in_bounds(param):
+    # Dilation 3 puts both taps of this 2x2 window in the padding. Stock's index names no
+    # plane position (6 of a 2x2 plane) and its backward writes that gradient out of bounds;
+    # ours returns stock's values and index, and the backward drops that gradient. The torch
+    # reference backend must not reach stock's backward either.
+    name, backend = param
+    x = torch.randn(1, 1, 2, 2, device=backend, requires_grad=True)
+    with pyimg.use_backend(name):
+        y, indices = pool(x, 2, 1, 1, 3)
+    assert "MaxPool2DWithIndicesBackward" not in type(y.grad_fn).__name__
+    stock_y, stock_indices = F.max_pool2d(x.detach(), 2, 1, 1, 3, return_indices=True)
+    torch.testing.assert_close(y, stock_y)
+    assert torch.equal(indices, stock_indices)
+    y.backward(torch.ones_like(y))
+    torch.testing.assert_close(x.grad, torch.zeros_like(x))
+    with pyimg.use_backend(name):
+        _, compact = pool(x.detach(), 2, 1, 1, 3, compact=True)
+        _, reference = pyimg.ops.max_pool.max_pool2d_reference(
+            x.detach(), _geometry(x, 2, 1, 1, 3, False), False, True)
+        assert torch.equal(compact, reference)
+        with pytest.raises(RuntimeError, match="invalid max index"):
+            unpool(y.detach(), indices, 2, 3, 1, output_size=(2, 2))
 
 
 def test_compiled_ops_check_their_arguments():

@@ -147,6 +147,47 @@ def test_gradients_match_reference(backend, activation):
                     torch.testing.assert_close(g, e, atol=1e-5, rtol=1e-4, msg=name)
 
 
+def with_nans(x: torch.Tensor) -> torch.Tensor:
+    """x with NaN of both signs (x86 arithmetic makes negative ones) at a few places."""
+    x = x.clone()
+    flat = x.view(-1)
+    flat[::7] = float("nan")
+    flat[3::7] = -float("nan")
+    return x
+
+
+@pytest.mark.parametrize("activation", ("none", *ACTIVATIONS))
+def test_gradients_at_nan_match_stock(backend, activation):
+    # Stock's ReLU passes the gradient at a NaN input (as 1); leaky_relu and PReLU scale it
+    # by their slope; the PReLU weight's gradient there is NaN.
+    x = with_nans(torch.randn(2, 8, 3, 3, device=backend, dtype=torch.float64))
+    b, w = epilogue(x, 2, activation)
+    inputs = [t.requires_grad_() for t in (x, b, w) if t is not None]
+    grad = torch.randn(2, 2, 6, 6, device=backend, dtype=torch.float64)
+    y = pyimg.ops.pixel_shuffle(x, 2, b, activation, w, 0.2)
+    y_ref = pixel_shuffle_reference(x, 2, b, activation, w, 0.2)
+    torch.testing.assert_close(y, y_ref, equal_nan=True)
+    ours = torch.autograd.grad(y, inputs, grad)
+    for g, e in zip(ours, torch.autograd.grad(y_ref, inputs, grad), strict=True):
+        torch.testing.assert_close(g, e, equal_nan=True)
+
+
+@pytest.mark.parametrize(
+    "param", [*backend_params(), pytest.param(("torch", "cpu"), id="torch-cpu")])
+def test_empty_inputs_of_any_rank(param):
+    # Stock's pixel_shuffle backward fails on an empty batch and a reshape to (-1, 0, 0, 0)
+    # is ambiguous: every backend, the torch reference included, runs these.
+    name, device = param
+    with pyimg.use_backend(name):
+        x = torch.randn(0, 3, 8, 1, 1, device=device, requires_grad=True)
+        y = pyimg.ops.pixel_shuffle(x, 2, activation="relu")
+        assert y.shape == (0, 3, 2, 2, 2)
+        (grad,) = torch.autograd.grad(y.sum(), x)
+        assert grad.shape == x.shape
+        for op in (pyimg.ops.pixel_shuffle, pyimg.ops.pixel_unshuffle):
+            assert op(torch.randn(0, 0, 0, 0, 0, device=device), 1).shape == (0, 0, 0, 0, 0)
+
+
 def _gradcheck(fn, inputs):
     # Triton's CPU interpreter launches slowly: there, check random projections of the
     # Jacobian (gradcheck's fast mode) instead of every column.

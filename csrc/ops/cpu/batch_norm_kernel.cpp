@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <bit>
 #include <cstdint>
+#include <limits>
 #include <tuple>
 #include <type_traits>
 #include <vector>
@@ -137,10 +138,11 @@ void stats(const at::Tensor& x, at::Tensor& mean_out, at::Tensor& var_out) {
 }
 
 // Per-channel constants of the elementwise passes: z = (x - mean) * scale + shift, PReLU with
-// alpha; the backward's grad_x = scale * dz + b * (x - mean) + d.
+// alpha; the backward's grad_x = scale * dz + b * (x - mean) + d. nan_step is the gradient's
+// step at a NaN z: 1 for a ReLU (ATen passes the gradient there), 0 for a PReLU (alpha).
 template <typename Acc>
 struct Coeffs {
-  Acc mean, scale, shift, alpha, b, d;
+  Acc mean, scale, shift, alpha, b, d, nan_step;
 
   Acc z(Acc x) const { return (x - mean) * scale + shift; }
 };
@@ -150,9 +152,11 @@ struct Coeffs {
 template <typename Acc>
 struct Tables {
   std::vector<Acc> mean, scale, shift, alpha, b, d;
+  Acc nan_step;
 
   Tables(const ChannelView<Acc>& v, int64_t C)
-      : mean(C), scale(C), shift(C), alpha(C), b(C, Acc(0)), d(C, Acc(0)) {
+      : mean(C), scale(C), shift(C), alpha(C), b(C, Acc(0)), d(C, Acc(0)),
+        nan_step(v.relu ? Acc(1) : Acc(0)) {
     for (int64_t c = 0; c < C; ++c) {
       mean[c] = v.mean[c];
       scale[c] = v.scale(c);
@@ -161,7 +165,7 @@ struct Tables {
     }
   }
   Coeffs<Acc> at(int64_t c) const {
-    return {mean[c], scale[c], shift[c], alpha[c], b[c], d[c]};
+    return {mean[c], scale[c], shift[c], alpha[c], b[c], d[c], nan_step};
   }
 };
 
@@ -195,7 +199,9 @@ at::Tensor empty_output(const at::Tensor& x) {
   return at::empty(x.sizes(), x.options().memory_format(output_memory_format(x)));
 }
 
-template <typename T, bool kResidual>
+// kAct: kPReLU (the identity with alpha 1) or kReLU, which maps -inf to 0 where a PReLU of
+// slope 0 gives 0 * -inf.
+template <typename T, bool kResidual, Activation kAct>
 void forward(const at::Tensor& x, const BatchNormParams& params, const at::Tensor& residual,
              at::Tensor& out) {
   using Acc = at::opmath_type<T>;
@@ -203,33 +209,43 @@ void forward(const at::Tensor& x, const BatchNormParams& params, const at::Tenso
   const T* xs = x.const_data_ptr<T>();
   const T* res = kResidual ? residual.const_data_ptr<T>() : nullptr;
   for_each_element(x, t, out.mutable_data_ptr<T>(), [&](int64_t i, const Coeffs<Acc>& k) {
-    Acc y = activate<Acc>(Activation::kPReLU, k.z(static_cast<Acc>(xs[i])), k.alpha);
+    Acc y = activate<Acc>(kAct, k.z(static_cast<Acc>(xs[i])), k.alpha);
     if constexpr (kResidual) y += static_cast<Acc>(res[i]);
     return static_cast<T>(y);
   });
 }
 
-// 1 for z > 0, 0 for z <= 0 (as ATen's PReLU gradient at 0), from z's bits: gcc compiled every
-// floating-point form of this select (?:, bool to float, std::min) into a branch, mispredicted
-// on every other element, and the backward ran 10x slower. (-bits & ~bits) has its top bit set
-// exactly when z's sign bit is clear and z is not +0.
+// The steps of the PReLU gradient, from z's bits: gcc compiled every floating-point form of
+// these selects (?:, bool to float, std::min) into a branch, mispredicted on every other
+// element, and the backward ran 10x slower. Read as a signed integer, a positive z lies in
+// [1, +inf's bits]; a NaN's magnitude lies above +inf's bits (either sign: x86 arithmetic makes
+// negative NaNs).
 template <typename Acc>
-Acc positive_step(Acc z) {
-  using Bits = std::conditional_t<sizeof(Acc) == 8, std::uint64_t, std::uint32_t>;
-  const Bits bits = std::bit_cast<Bits>(z);
-  return static_cast<Acc>(static_cast<int>(((Bits(0) - bits) & ~bits) >> (sizeof(Bits) * 8 - 1)));
-}
+struct ZBits {
+  using Bits = std::conditional_t<sizeof(Acc) == 8, std::int64_t, std::int32_t>;
+  static constexpr Bits kInf = std::bit_cast<Bits>(std::numeric_limits<Acc>::infinity());
 
-// g * activation_grad(prelu, z, alpha).
+  Bits bits;
+  explicit ZBits(Acc z) : bits(std::bit_cast<Bits>(z)) {}
+  // 1 for z > 0; 0 for z <= 0 (as ATen's PReLU gradient at 0) and for NaN.
+  Bits positive() const { return (bits > 0) & (bits <= kInf); }
+  Bits nan() const { return (bits & std::numeric_limits<Bits>::max()) > kInf; }
+};
+
+// g * activation_grad(prelu or relu, z, alpha).
 template <typename Acc>
 Acc dz_of(Acc g, Acc z, const Coeffs<Acc>& k) {
-  return g * (k.alpha + (Acc(1) - k.alpha) * positive_step(z));
+  const ZBits<Acc> b(z);
+  const Acc step = static_cast<Acc>(b.positive()) + k.nan_step * static_cast<Acc>(b.nan());
+  return g * (k.alpha + (Acc(1) - k.alpha) * step);
 }
 
-// g * min(z, 0): the gradient of the PReLU weight.
+// g * min(z, 0), NaN kept: the gradient of the PReLU weight. z's bits are cleared where it is
+// positive (z * (1 - step) would make 0 * inf).
 template <typename Acc>
 Acc negz_of(Acc g, Acc z) {
-  return g * z * (Acc(1) - positive_step(z));
+  const ZBits<Acc> b(z);
+  return g * std::bit_cast<Acc>(b.bits & (b.positive() - 1));
 }
 
 template <typename T>
@@ -264,7 +280,8 @@ void backward(const at::Tensor& grad, const at::Tensor& x, const BatchNormParams
   });
 
   // grad_x = scale * dz + b * (x - mean) + d: Ioffe & Szegedy's backward through the batch
-  // statistics when training (b, d vanish in eval, where the statistics are constants).
+  // statistics when training; in eval, where the statistics are constants, scale * dz (also
+  // at a NaN x, where b * (x - mean) would be NaN).
   const double M = static_cast<double>(x.numel() / C);
   const Acc* invstd = params.invstd.const_data_ptr<Acc>();
   Acc* sums[3] = {sum_dz.mutable_data_ptr<Acc>(), sum_dz_xhat.mutable_data_ptr<Acc>(),
@@ -281,7 +298,14 @@ void backward(const at::Tensor& grad, const at::Tensor& x, const BatchNormParams
       t.d[c] = static_cast<Acc>(-t.scale[c] * total[0] / M);
     }
   }
-  for_each_element(x, t, grad_x.mutable_data_ptr<T>(), [&](int64_t i, const Coeffs<Acc>& k) {
+  T* out = grad_x.mutable_data_ptr<T>();
+  if (!training) {
+    for_each_element(x, t, out, [&](int64_t i, const Coeffs<Acc>& k) {
+      return static_cast<T>(k.scale * dz_of(static_cast<Acc>(gs[i]), k.z(static_cast<Acc>(xs[i])), k));
+    });
+    return;
+  }
+  for_each_element(x, t, out, [&](int64_t i, const Coeffs<Acc>& k) {
     const Acc xv = static_cast<Acc>(xs[i]);
     const Acc d = dz_of(static_cast<Acc>(gs[i]), k.z(xv), k);
     return static_cast<T>(k.scale * d + k.b * (xv - k.mean) + k.d);
@@ -301,19 +325,23 @@ at::Tensor bn_prelu_cpu(const at::Tensor& input, const at::Tensor& mean, const a
                         const std::optional<at::Tensor>& weight,
                         const std::optional<at::Tensor>& bias,
                         const std::optional<at::Tensor>& prelu_weight,
-                        const std::optional<at::Tensor>& residual, bool /*training*/) {
+                        const std::optional<at::Tensor>& residual, bool /*training*/,
+                        bool relu) {
   const at::Tensor x = checked_input(input, "bn_prelu");
   const BatchNormParams params =
-      check_params(x, mean, invstd, weight, bias, prelu_weight, "bn_prelu");
+      check_params(x, mean, invstd, weight, bias, prelu_weight, relu, "bn_prelu");
   const at::Tensor res =
       residual.has_value() ? checked_like(*residual, x, "residual", "bn_prelu") : at::Tensor();
   at::Tensor out = empty_output(x);
   if (out.numel() == 0) return out;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "bn_prelu", [&] {
+    constexpr Activation kReLU = Activation::kReLU, kPReLU = Activation::kPReLU;
     if (res.defined()) {
-      forward<scalar_t, true>(x, params, res, out);
+      (relu ? forward<scalar_t, true, kReLU> : forward<scalar_t, true, kPReLU>)(x, params, res,
+                                                                                out);
     } else {
-      forward<scalar_t, false>(x, params, res, out);
+      (relu ? forward<scalar_t, false, kReLU> : forward<scalar_t, false, kPReLU>)(x, params, res,
+                                                                                  out);
     }
   });
   return out;
@@ -323,11 +351,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> bn_prelu_backward_cpu
     const at::Tensor& grad_out, const at::Tensor& input, const at::Tensor& mean,
     const at::Tensor& invstd, const std::optional<at::Tensor>& weight,
     const std::optional<at::Tensor>& bias, const std::optional<at::Tensor>& prelu_weight,
-    bool training) {
+    bool training, bool relu) {
   const at::Tensor x = checked_input(input, "bn_prelu_backward");
   const at::Tensor grad = checked_like(grad_out, x, "grad", "bn_prelu_backward");
   const BatchNormParams params =
-      check_params(x, mean, invstd, weight, bias, prelu_weight, "bn_prelu_backward");
+      check_params(x, mean, invstd, weight, bias, prelu_weight, relu, "bn_prelu_backward");
   at::Tensor grad_x = empty_output(x);
   at::Tensor sum_dz = empty_channels(x), sum_dz_xhat = empty_channels(x);
   at::Tensor sum_negz = empty_channels(x);

@@ -150,7 +150,7 @@ __global__ void __launch_bounds__(kThreads)
   for (int64_t i = int64_t{blockIdx.x} * kThreads + threadIdx.x; i < total;
        i += int64_t{gridDim.x} * kThreads) {
     const int64_t c = l.channel_at(i);
-    Acc y = activate<Acc>(Activation::kPReLU, z_of(static_cast<Acc>(x[i]), v, c), v.slope(c));
+    Acc y = activate<Acc>(v.activation(), z_of(static_cast<Acc>(x[i]), v, c), v.slope(c));
     if (residual != nullptr) y += static_cast<Acc>(residual[i]);
     out[i] = static_cast<T>(y);
   }
@@ -172,10 +172,10 @@ __global__ void __launch_bounds__(kThreads)
       const int64_t o = l.offset(c, j);
       const Acc gv = static_cast<Acc>(g[o]), xc = static_cast<Acc>(x[o]) - v.mean[c];
       const Acc z = xc * v.scale(c) + v.shift(c);
-      const Acc dz = gv * activation_grad<Acc>(Activation::kPReLU, z, alpha);
+      const Acc dz = gv * activation_grad<Acc>(v.activation(), z, alpha);
       s.dz += dz;
       s.dz_xc += dz * xc;
-      s.negz += z < Acc(0) ? gv * z : Acc(0);
+      s.negz += z > Acc(0) ? Acc(0) : gv * z;  // NaN kept, as ATen's PReLU weight gradient
     }
   }
   s = block_combine(s, shared);
@@ -207,7 +207,7 @@ __global__ void __launch_bounds__(kThreads)
     grad_x_kernel(T* __restrict__ out, const T* __restrict__ g, const T* __restrict__ x,
                   Layout l, int64_t total, ChannelView<at::opmath_type<T>> v,
                   const at::opmath_type<T>* __restrict__ coeff_b,
-                  const at::opmath_type<T>* __restrict__ coeff_d) {
+                  const at::opmath_type<T>* __restrict__ coeff_d, bool training) {
   using Acc = at::opmath_type<T>;
   for (int64_t i = int64_t{blockIdx.x} * kThreads + threadIdx.x; i < total;
        i += int64_t{gridDim.x} * kThreads) {
@@ -215,8 +215,9 @@ __global__ void __launch_bounds__(kThreads)
     const Acc xc = static_cast<Acc>(x[i]) - v.mean[c];
     const Acc scale = v.scale(c);
     const Acc dz = static_cast<Acc>(g[i]) *
-                   activation_grad<Acc>(Activation::kPReLU, xc * scale + v.shift(c), v.slope(c));
-    out[i] = static_cast<T>(scale * dz + coeff_b[c] * xc + coeff_d[c]);
+                   activation_grad<Acc>(v.activation(), xc * scale + v.shift(c), v.slope(c));
+    // In eval the statistics are constants: scale * dz, also at a NaN x (0 * NaN is NaN).
+    out[i] = static_cast<T>(training ? scale * dz + coeff_b[c] * xc + coeff_d[c] : scale * dz);
   }
 }
 
@@ -270,10 +271,11 @@ at::Tensor bn_prelu_cuda(const at::Tensor& input, const at::Tensor& mean, const 
                          const std::optional<at::Tensor>& weight,
                          const std::optional<at::Tensor>& bias,
                          const std::optional<at::Tensor>& prelu_weight,
-                         const std::optional<at::Tensor>& residual, bool /*training*/) {
+                         const std::optional<at::Tensor>& residual, bool /*training*/,
+                         bool relu) {
   const at::Tensor x = checked_input(input, "bn_prelu");
   const BatchNormParams params =
-      check_params(x, mean, invstd, weight, bias, prelu_weight, "bn_prelu");
+      check_params(x, mean, invstd, weight, bias, prelu_weight, relu, "bn_prelu");
   const at::Tensor res =
       residual.has_value() ? checked_like(*residual, x, "residual", "bn_prelu") : at::Tensor();
   const c10::cuda::CUDAGuard guard(x.device());
@@ -295,11 +297,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> bn_prelu_backward_cud
     const at::Tensor& grad_out, const at::Tensor& input, const at::Tensor& mean,
     const at::Tensor& invstd, const std::optional<at::Tensor>& weight,
     const std::optional<at::Tensor>& bias, const std::optional<at::Tensor>& prelu_weight,
-    bool training) {
+    bool training, bool relu) {
   const at::Tensor x = checked_input(input, "bn_prelu_backward");
   const at::Tensor grad = checked_like(grad_out, x, "grad", "bn_prelu_backward");
   const BatchNormParams params =
-      check_params(x, mean, invstd, weight, bias, prelu_weight, "bn_prelu_backward");
+      check_params(x, mean, invstd, weight, bias, prelu_weight, relu, "bn_prelu_backward");
   const c10::cuda::CUDAGuard guard(x.device());
   at::Tensor grad_x = empty_output(x);
   at::Tensor sum_dz = empty_channels(x), sum_dz_xhat = empty_channels(x);
@@ -328,7 +330,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> bn_prelu_backward_cud
     C10_CUDA_KERNEL_LAUNCH_CHECK();
     grad_x_kernel<scalar_t><<<elementwise_grid(x.numel()), kThreads, 0, stream>>>(
         grad_x.mutable_data_ptr<scalar_t>(), grad.const_data_ptr<scalar_t>(),
-        x.const_data_ptr<scalar_t>(), l, x.numel(), v, coeff, coeff + l.C);
+        x.const_data_ptr<scalar_t>(), l, x.numel(), v, coeff, coeff + l.C, training);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
   return {grad_x, sum_dz, sum_dz_xhat, sum_negz};
