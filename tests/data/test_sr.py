@@ -82,7 +82,7 @@ def test_degradations_change_the_input_only(photos):
     assert torch.equal(clean["target"], noisy["target"])
     assert not torch.equal(clean["input"], noisy["input"])
     assert noisy["input"].shape == clean["input"].shape
-    assert 0 <= noisy["input"].min() and noisy["input"].max() <= 1
+    assert noisy["input"].min() >= 0 and noisy["input"].max() <= 1
 
 
 def test_div2k_paired_folders(tmp_path):
