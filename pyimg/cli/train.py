@@ -42,6 +42,8 @@ def run(args) -> int:
 
     result = train(args.recipe, args.overrides, run_dir=args.run_dir, resume=args.resume,
                    progress=not args.no_progress)
+    if result.weights is None:  # not the main process of a torchrun job
+        return 0
     summary = ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items())
     print(f"{result.run_dir}: step {result.step}" + (f"; {summary}" if summary else "")
           + f"; weights {result.weights}")

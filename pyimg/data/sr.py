@@ -2,6 +2,7 @@
 a downscaled photo and its original are a training pair), read from paired LR/HR folders,
 and the MATLAB evaluation protocol of the SR papers."""
 
+import math
 import re
 from pathlib import Path
 
@@ -34,14 +35,19 @@ class SRPairs(torch.utils.data.Dataset):
     whole (mod-cropped) image's LR: the same degradation as the evaluation. Crops lie on the
     scale grid. ``quantize`` rounds the LR to 8-bit levels as a saved LR image would be;
     ``degradations`` (keys blur, noise, jpeg_quality; see :func:`pyimg.data.degrade.degrade`)
-    then corrupt it; flips/rot90 apply to both. Items: {"input": LR, "target": HR}.
+    then corrupt it; flips/rot90 apply to both. ``rescale`` = [low, high] first shrinks the
+    photograph by a random factor in that range. Items: {"input": LR, "target": HR}.
     """
 
     def __init__(self, source: ImageSource, scale: int, gt_size: int, hflip: bool = True,
-                 rot: bool = True, quantize: bool = True, degradations: dict | None = None):
+                 rot: bool = True, quantize: bool = True, degradations: dict | None = None,
+                 rescale: tuple[float, float] | None = None):
         _check_scale(scale, gt_size)
         self.source, self.scale, self.gt_size = source, int(scale), int(gt_size)
         self.hflip, self.rot, self.quantize = hflip, rot, quantize
+        if rescale is not None and not 0 < rescale[0] <= rescale[1] <= 1:
+            raise ValueError(f"rescale must be [low, high] within (0, 1], got {rescale!r}")
+        self.rescale = tuple(rescale) if rescale is not None else None
         self.degradations = dict(degradations or {})
         unknown = set(self.degradations) - {"blur", "noise", "jpeg_quality"}
         if unknown:
@@ -51,10 +57,28 @@ class SRPairs(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.source)
 
+    def _rescaled_window(self, image: torch.Tensor, rng) -> torch.Tensor:
+        """A random window of ``image`` shrunk by a factor drawn from ``rescale``, just
+        large enough for a crop with its margin (the scale augmentation of VDSR and its
+        successors: more kinds of detail from few photographs)."""
+        factor = rng.uniform(*self.rescale)
+        out = self.gt_size + 4 * self.scale
+        # Source pixels for ``out`` resized ones, plus the resize kernel's reach either side.
+        size = math.ceil(out / factor) + 2 * math.ceil(2 / factor) + 2
+        if min(image.shape[-2:]) < size:
+            return image
+        top = int(rng.integers(0, image.shape[-2] - size + 1))
+        left = int(rng.integers(0, image.shape[-1] - size + 1))
+        resized = imresize(image[:, top:top + size, left:left + size], factor)
+        offset = (resized.shape[-1] - out) // 2
+        return resized[:, offset:offset + out, offset:offset + out]
+
     def __getitem__(self, key) -> dict[str, torch.Tensor]:
         rng = sample_rng(key)
         path = self.source.paths[key_index(key)]
         image = self.source[key_index(key)]
+        if self.rescale is not None:
+            image = self._rescaled_window(image, rng)
         s, g = self.scale, self.gt_size
         height, width = image.shape[-2] // s * s, image.shape[-1] // s * s
         if min(height, width) < g:

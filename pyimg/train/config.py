@@ -1,6 +1,7 @@
 """Recipes: YAML files of nested settings, completed by the trainer's defaults and changed
 from the command line with ``key=value`` overrides (dotted keys, YAML values)."""
 
+import contextlib
 import copy
 import os
 from importlib import resources
@@ -26,8 +27,15 @@ DEFAULTS: dict = {
     "checkpoint_every": 500,
     "data": {"workers": 0, "batch_size": 16},
 }
-# Mappings whose keys are free: a model's constructor arguments, an optimizer's options.
-_FREE_MAPPINGS = ("kwargs",)
+# Mappings whose keys are free (checked where they are used): a model's constructor
+# arguments, a schedule's options, the degradations, each optimizer's options.
+_FREE_MAPPINGS = ("kwargs", "schedule", "degradations")
+_FREE_PARENTS = ("optimizers",)
+
+
+def _free(path: list[str]) -> bool:
+    return (len(path) > 1 and path[-2] in _FREE_MAPPINGS) or (
+        len(path) > 2 and path[-3] in _FREE_PARENTS)
 
 
 def recipe_folder() -> Path:
@@ -87,6 +95,10 @@ def parse_override(text: str) -> tuple[list[str], object]:
         parsed = yaml.safe_load(value) if value else ""
     except yaml.YAMLError:
         parsed = value
+    if isinstance(parsed, str):
+        # YAML 1.1 reads 1e-4 (no dot) as text; a number is meant.
+        with contextlib.suppress(ValueError):
+            parsed = float(parsed)
     return key.split("."), parsed
 
 
@@ -101,7 +113,7 @@ def _keys(config: dict, prefix: str = "") -> list[str]:
 
 def apply_override(config: dict, text: str) -> None:
     """Set one ``key=value`` in place; the key must exist unless it sits inside a free
-    mapping (``model.kwargs``, ``optimizer.kwargs``...)."""
+    mapping (``model.kwargs.*``, ``schedule.*``, ``optimizers.<name>.*``...)."""
     path, value = parse_override(text)
     node = config
     for depth, part in enumerate(path[:-1]):
@@ -112,8 +124,7 @@ def apply_override(config: dict, text: str) -> None:
             where = ".".join(path[:depth + 1])
             raise ValueError(f"override {text!r}: {where!r} is not a group of settings")
         node = child
-    free = len(path) > 1 and path[-2] in _FREE_MAPPINGS
-    if path[-1] not in node and not free:
+    if path[-1] not in node and not _free(path):
         close = [k for k in _keys(config) if k.split(".")[-1] == path[-1]]
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise ValueError(f"override {text!r}: unknown setting {'.'.join(path)!r}{hint}")

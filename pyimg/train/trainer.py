@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 
 from pyimg.train import checkpoint as ckpt
 from pyimg.train.config import dump_config, load_config
@@ -38,6 +39,8 @@ RESUMABLE_CHANGES = ("steps", "val_every", "log_every", "checkpoint_every", "dat
 
 @dataclass
 class TrainResult:
+    """What a run ended with; ``weights`` is None in the processes other than rank 0."""
+
     run_dir: Path
     step: int
     metrics: dict[str, float] = field(default_factory=dict)
@@ -138,15 +141,13 @@ class Trainer:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             ckpt.remove_stale_temporaries(self.run_dir)
         barrier(self.world)
+        if self.world.main and not (self.run_dir / "config.yaml").exists():
+            ckpt.atomic_write(self.run_dir / "config.yaml",
+                              lambda f: f.write(dump_config(self.config).encode()))
         path = Path(resume) if resume is not None else self.run_dir / "last.pt"
         if resume is None and not path.exists():
-            if self.world.main:
-                ckpt.atomic_write(self.run_dir / "config.yaml",
-                                  lambda f: f.write(dump_config(self.config).encode()))
             return None
         state = ckpt.load_checkpoint(path)
-        import yaml
-
         _check_same_run(yaml.safe_load(state["config"]), self.config, path)
         return state
 
@@ -309,7 +310,8 @@ class Trainer:
                 metrics = self.validate()
             self._save_weights(weights, metrics)
         self.log.close()
-        return TrainResult(self.run_dir, self.step, metrics, weights, self.elapsed)
+        return TrainResult(self.run_dir, self.step, metrics,
+                           weights if self.world.main else None, self.elapsed)
 
 
 def train(recipe: str | os.PathLike, overrides=(), run_dir: str | os.PathLike | None = None,
@@ -327,5 +329,9 @@ def train(recipe: str | os.PathLike, overrides=(), run_dir: str | os.PathLike | 
     if command is None:
         command = shlex.join(["pyimg", "train", str(recipe), *overrides, "--run-dir",
                               str(run_dir)])
-    trainer = Trainer(config, run_dir, Path(resume) if resume else None, progress, command)
-    return trainer.run()
+    threads = torch.get_num_threads()
+    try:
+        trainer = Trainer(config, run_dir, Path(resume) if resume else None, progress, command)
+        return trainer.run()
+    finally:
+        torch.set_num_threads(threads)  # a recipe's ``threads`` lasts for its run only

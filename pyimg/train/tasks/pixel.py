@@ -62,7 +62,8 @@ class PixelTask(Task):
             source = ImageSource(resolve_images(spec, "train"), self.channels,
                                  cache=spec == "samples", skip_bad=data.get("skip_bad", False))
             return SRPairs(source, self.scale, gt_size, quantize=data.get("quantize", True),
-                           degradations=data.get("degradations"), **flips)
+                           degradations=data.get("degradations"), rescale=data.get("rescale"),
+                           **flips)
         paths = resolve_images(spec, "train")
         if self.pairs == "colorize":
             paths = color_images(paths)

@@ -1,0 +1,120 @@
+"""Crash safety: a run killed with SIGKILL (at a random moment, and in the middle of a
+checkpoint write) and resumed ends with bit-identical weights to an uninterrupted run on
+the CPU; no checkpoint is ever left torn."""
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from pyimg.train import train
+from pyimg.train.checkpoint import load_checkpoint, load_weights
+
+DRIVER = Path(__file__).with_name("crash_driver.py")
+ROOT = Path(__file__).parents[2]
+
+
+def tiny_espcn(smoke, steps: int) -> list[str]:
+    # EMA and a schedule on, so that their states must survive the restart too.
+    return smoke("espcn") + [f"steps={steps}", "checkpoint_every=4", "val_every=100",
+                             "ema=0.9", "schedule.name=cosine", "data.batch_size=4"]
+
+
+def assert_same_weights(a: Path, b: Path) -> None:
+    (ta, _), (tb, _) = load_weights(a), load_weights(b)
+    assert ta.keys() == tb.keys()
+    for key in ta:
+        assert torch.equal(ta[key], tb[key]), key
+
+
+def assert_same_state(a: Path, b: Path) -> None:
+    sa, sb = load_checkpoint(a), load_checkpoint(b)
+    assert sa["step"] == sb["step"]
+    for group in ("models", "ema"):
+        for key, value in (sa[group].items() if group == "ema" else
+                           sa[group]["model"].items()):
+            other = sb[group][key] if group == "ema" else sb[group]["model"][key]
+            assert torch.equal(value, other), (group, key)
+    for key, value in sa["optimizers"]["model"]["state"].items():
+        for name, tensor in value.items():
+            assert torch.equal(tensor, sb["optimizers"]["model"]["state"][key][name])
+
+
+def test_resume_in_process_is_bit_identical(tmp_path, smoke):
+    # A step schedule: its factors do not depend on the total, which changes here.
+    def overrides(steps):
+        return tiny_espcn(smoke, steps) + ["schedule.name=step", "schedule.milestones=[8]"]
+
+    straight = train("espcn", overrides(12), run_dir=tmp_path / "a", progress=False)
+    train("espcn", overrides(6), run_dir=tmp_path / "b", progress=False)
+    # The same folder with more steps: resumes at step 6 and goes on to 12.
+    resumed = train("espcn", overrides(12), run_dir=tmp_path / "b", progress=False)
+    assert resumed.step == 12
+    assert_same_weights(straight.weights, resumed.weights)
+    assert_same_state(tmp_path / "a" / "last.pt", tmp_path / "b" / "last.pt")
+    def train_rows(run):
+        return [line for line in (tmp_path / run / "log.csv").read_text().split()
+                if ",train," in line]
+
+    assert train_rows("b") == train_rows("a")  # one history, each step logged once
+
+
+def _start(run_dir: Path, marker: Path, pause_at: int, overrides) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, str(DRIVER), str(run_dir), str(marker),
+                             str(pause_at), "espcn", *overrides], env=env, cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def _wait_for(condition, process: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if process.poll() is not None:
+            raise AssertionError(f"driver exited early: {process.stderr.read().decode()}")
+        if time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError("timed out waiting for the driver")
+        time.sleep(0.02)
+
+
+def test_sigkill_anywhere_then_resume_is_bit_identical(tmp_path, smoke):
+    overrides = tiny_espcn(smoke, 24)
+    reference = train("espcn", overrides, run_dir=tmp_path / "reference", progress=False)
+    run_dir, marker = tmp_path / "run", tmp_path / "marker"
+
+    # 1. Killed at a random moment after its first checkpoint.
+    process = _start(run_dir, marker, 0, overrides)
+    _wait_for(lambda: (run_dir / "last.pt").exists(), process)
+    time.sleep(random.Random(os.getpid()).uniform(0, 0.3))
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+
+    # 2. Killed with half of its third checkpoint written.
+    process = _start(run_dir, marker, 3, overrides)
+    _wait_for(marker.exists, process)
+    torn = Path(marker.read_text().strip())
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert torn.exists() and torn.name.startswith(".last.pt.tmp-")
+    before = load_checkpoint(run_dir / "last.pt")  # the previous checkpoint, whole
+    assert before["step"] % 4 == 0
+
+    # 3. Resumed to the end (here, in this process): the torn temporary is gone, the
+    # weights are the reference's.
+    resumed = train("espcn", overrides, run_dir=run_dir, progress=False)
+    assert not torn.exists()
+    assert_same_weights(reference.weights, resumed.weights)
+    assert_same_state(tmp_path / "reference" / "last.pt", run_dir / "last.pt")
+
+
+def test_resume_refuses_a_different_run(tmp_path, smoke):
+    train("espcn", tiny_espcn(smoke, 2), run_dir=tmp_path, progress=False)
+    with pytest.raises(ValueError, match=r"optimizers\.model\.lr"):
+        train("espcn", tiny_espcn(smoke, 4) + ["optimizers.model.lr=0.5"], run_dir=tmp_path,
+              progress=False)
