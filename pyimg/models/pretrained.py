@@ -20,7 +20,7 @@ from torch import nn
 from pyimg.models._registry import create
 
 # Metadata fields held as JSON text in the file, returned decoded.
-_JSON_FIELDS = ("kwargs", "images")
+_JSON_FIELDS = ("kwargs",)
 # Metadata fields that are numbers.
 _INT_FIELDS = ("scale", "step")
 _FLOAT_FIELDS = ("psnr", "ssim", "bicubic_psnr", "bicubic_ssim", "wall_time_s")

@@ -46,6 +46,10 @@ def wrap(model: nn.Module, world: World, device: torch.device, sync_batchnorm: b
     if not world.distributed or not any(p.requires_grad for p in model.parameters()):
         return model
     if sync_batchnorm:
+        if device.type != "cuda":
+            raise ValueError("sync_batchnorm=true needs CUDA devices: torch's SyncBatchNorm "
+                             "runs on GPUs only (on the CPU each process keeps its own batch "
+                             "statistics)")
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     device_ids = [device.index] if device.type == "cuda" else None
     return nn.parallel.DistributedDataParallel(model, device_ids=device_ids)

@@ -9,9 +9,7 @@ final weights, with what produced them in the metadata), ``log.csv`` and
 """
 
 import os
-import platform
 import random
-import re
 import shlex
 import time
 from dataclasses import dataclass, field
@@ -26,15 +24,11 @@ from pyimg.train.config import dump_config, load_config
 from pyimg.train.distributed import all_reduce_mean, barrier, init_world, unwrap, wrap
 from pyimg.train.ema import EMA
 from pyimg.train.fit import Fit
+from pyimg.train.run_info import check_same_run, default_run_dir, machine
 from pyimg.train.run_log import RunLog
 from pyimg.train.schedule import build_scheduler
 from pyimg.train.tasks import build_task
 from pyimg.train.tasks.base import build_optimizer
-
-# Settings that may differ when a run is resumed: they change how it is run, not what it
-# computes (``steps`` extends or shortens a run).
-RESUMABLE_CHANGES = ("steps", "val_every", "log_every", "checkpoint_every", "data.workers",
-                     "device", "compile", "threads")
 
 
 @dataclass
@@ -46,47 +40,6 @@ class TrainResult:
     metrics: dict[str, float] = field(default_factory=dict)
     weights: Path | None = None
     wall_time_s: float = 0.0
-
-
-def default_run_dir(name: str, overrides) -> Path:
-    """runs/<recipe>[-<overrides>], e.g. runs/espcn-scale=2."""
-    tail = "-".join(re.sub(r"[^\w.=+-]", "_", o) for o in overrides)
-    return Path("runs") / (f"{name}-{tail}" if tail else name)
-
-
-def machine() -> str:
-    """The processor (and GPU) this run uses, for the record."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f
-                       if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    text = f"{cpu}, {torch.get_num_threads()} threads"
-    if torch.cuda.is_available():
-        text += f", {torch.cuda.get_device_name()}"
-    return text
-
-
-def _flatten(config: dict, prefix: str = "") -> dict:
-    out = {}
-    for key, value in config.items():
-        if isinstance(value, dict):
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[prefix + key] = value
-    return out
-
-
-def _check_same_run(saved: dict, config: dict, where: Path) -> None:
-    old, new = _flatten(saved), _flatten(config)
-    for key in sorted(set(old) | set(new)):
-        if key in RESUMABLE_CHANGES or old.get(key) == new.get(key):
-            continue
-        raise ValueError(f"{where} holds a run with {key}={old.get(key)!r}, not "
-                         f"{new.get(key)!r}; resume it with the same settings or choose "
-                         "another --run-dir")
 
 
 def _device(name: str) -> torch.device:
@@ -148,7 +101,7 @@ class Trainer:
         if resume is None and not path.exists():
             return None
         state = ckpt.load_checkpoint(path)
-        _check_same_run(yaml.safe_load(state["config"]), self.config, path)
+        check_same_run(yaml.safe_load(state["config"]), self.config, path)
         return state
 
     def _build(self, state: dict | None) -> None:

@@ -56,6 +56,7 @@ def test_table_recomputes(name):
     assert numbers[:4] == expected
 
 
-def test_espcn_x3_beats_bicubic_by_1_5_db():
-    info = pretrained_info("espcn-x3")
-    assert info["psnr"] - info["bicubic_psnr"] >= 1.5
+@pytest.mark.parametrize("name", SHIPPED)
+def test_beats_bicubic(name):
+    info = pretrained_info(name)
+    assert info["psnr"] - info["bicubic_psnr"] > 0.9 and info["ssim"] > info["bicubic_ssim"]

@@ -22,3 +22,12 @@ def test_recipe_trains(recipe, tmp_path, smoke):
     assert meta["architecture"].lower() == config["model"]["name"].lower()
     assert meta["recipe"] == recipe and meta["step"] == "2"
     assert (tmp_path / "log.csv").read_text().count("\n") >= 3
+
+
+@pytest.mark.parametrize("options", [["amp=bf16"], ["amp=fp16"],
+                                     ["channels_last=true", "ema=0.999", "clip_grad=0.5"]])
+def test_training_options(options, tmp_path, smoke):
+    result = train("srresnet", smoke("srresnet") + ["steps=2"] + options, run_dir=tmp_path,
+                   progress=False)
+    assert all(math.isfinite(v) for v in result.metrics.values())
+    assert any((tmp_path / "tensorboard").iterdir())  # TensorBoard event files

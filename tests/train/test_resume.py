@@ -118,3 +118,9 @@ def test_resume_refuses_a_different_run(tmp_path, smoke):
     with pytest.raises(ValueError, match=r"optimizers\.model\.lr"):
         train("espcn", tiny_espcn(smoke, 4) + ["optimizers.model.lr=0.5"], run_dir=tmp_path,
               progress=False)
+
+
+def test_worker_count_does_not_change_the_run(tmp_path, smoke):
+    runs = [train("espcn", smoke("espcn") + ["steps=4", f"data.workers={workers}"],
+                  run_dir=tmp_path / str(workers), progress=False) for workers in (0, 2)]
+    assert_same_weights(runs[0].weights, runs[1].weights)

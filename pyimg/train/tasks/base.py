@@ -34,8 +34,9 @@ def build_model(spec: dict, **implied) -> tuple[nn.Module, dict]:
 
 def build_optimizer(parameters, config: dict) -> torch.optim.Optimizer:
     """adam / adamw / sgd / rmsprop from ``{"name": ..., "lr": ..., ...}``; the other keys
-    are the torch optimizer's own arguments (betas, weight_decay, momentum, nesterov...)."""
-    options = dict(config)
+    are the torch optimizer's own arguments (betas, weight_decay, momentum, nesterov...);
+    a null value leaves one out (``optimizers.model.momentum=null`` when switching to adam)."""
+    options = {k: v for k, v in config.items() if v is not None}
     name = options.pop("name", "adam")
     classes = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD,
                "rmsprop": torch.optim.RMSprop}
