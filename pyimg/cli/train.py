@@ -23,7 +23,27 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--show", action="store_true",
                         help="print the full settings (recipe + overrides) and exit")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.parse_known_args = _positionals_first(parser.parse_known_args)
     parser.set_defaults(run=run)
+
+
+def _positionals_first(parse):
+    """argparse reads positionals in one run; move the recipe and the key=value overrides
+    before the options so that they may also follow them (``--run-dir r scale=2``)."""
+    with_value = ("--run-dir", "--resume")
+
+    def parse_known_args(args=None, namespace=None):
+        args = list(args or [])
+        front, back = [], []
+        while args:
+            token = args.pop(0)
+            if token in with_value and args:
+                back += [token, args.pop(0)]
+            else:
+                (back if token.startswith("-") else front).append(token)
+        return parse(front + back, namespace)
+
+    return parse_known_args
 
 
 def run(args) -> int:

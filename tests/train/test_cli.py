@@ -34,3 +34,22 @@ def test_train_records_its_command(tmp_path, smoke, capsys):
     _, meta = load_weights(run_dir / "last.safetensors")
     assert meta["command"] == "pyimg train " + " ".join(argv[1:-1])
     assert float(meta["wall_time_s"]) >= 0 and meta["machine"]
+
+
+def test_bad_training_images_are_named_or_skipped(tmp_path, smoke, capsys):
+    import numpy as np
+    from PIL import Image
+
+    folder = tmp_path / "hr"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(
+            folder / f"{i}.png")
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    argv = ["train", "espcn", *smoke("espcn"), "steps=2", f"data.train={folder}",
+            "--no-progress"]
+    assert main([*argv, "--run-dir", str(tmp_path / "a")]) == 2
+    assert "broken.png" in capsys.readouterr().err
+    with pytest.warns(UserWarning, match="skipped 1 of 3"):
+        assert main([*argv, "data.skip_bad=true", "--run-dir", str(tmp_path / "b")]) == 0

@@ -60,7 +60,8 @@ class PixelTask(Task):
                 pairs = paired_paths(spec["lr"], spec["hr"], self.scale)
                 return PairedSR(pairs, self.scale, gt_size, self.channels, **flips)
             source = ImageSource(resolve_images(spec, "train"), self.channels,
-                                 cache=spec == "samples", skip_bad=data.get("skip_bad", False))
+                                 cache=spec == "samples", skip_bad=data.get("skip_bad", False),
+                                 min_size=gt_size)
             return SRPairs(source, self.scale, gt_size, quantize=data.get("quantize", True),
                            degradations=data.get("degradations"), rescale=data.get("rescale"),
                            **flips)
@@ -68,7 +69,8 @@ class PixelTask(Task):
         if self.pairs == "colorize":
             paths = color_images(paths)
         source = ImageSource(paths, "rgb" if self.pairs == "colorize" else self.channels,
-                             cache=spec == "samples", skip_bad=data.get("skip_bad", False))
+                             cache=spec == "samples", skip_bad=data.get("skip_bad", False),
+                             min_size=int(data["size"]))
         if self.pairs == "denoise":
             return NoisyPairs(source, int(data["size"]), data["noise_sigma"], **flips)
         return ColorizationPairs(source, int(data["size"]), **flips)
