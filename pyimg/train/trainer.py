@@ -183,7 +183,11 @@ class Trainer:
         model = self.eval_model()
         was_training = model.training
         model.eval()
-        with torch.no_grad():
+        # Validation draws (pix2pix's test-time dropout) from its own fixed stream: the scores
+        # repeat, and training's random state is the same whether or not a step validated.
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.no_grad(), torch.random.fork_rng(devices=devices):
+            torch.manual_seed(0)
             metrics = self.task.validate(model, self.device)
         model.train(was_training)
         return metrics
