@@ -17,7 +17,7 @@ def to_8bit(image: torch.Tensor) -> torch.Tensor:
     return torch.round(image.clamp(0, 1) * 255) / 255
 
 
-def _y(image: torch.Tensor) -> torch.Tensor:
+def luma_8bit(image: torch.Tensor) -> torch.Tensor:
     """Y of an 8-bit-valued (N, 1 or 3, H, W) float image, by uint8 rgb2ycbcr for colour."""
     if image.shape[1] == 1:
         return image
@@ -25,7 +25,7 @@ def _y(image: torch.Tensor) -> torch.Tensor:
 
 
 def _scores(pred: torch.Tensor, target: torch.Tensor, border: int) -> tuple[float, float]:
-    pred_y, target_y = _y(pred), _y(target)
+    pred_y, target_y = luma_8bit(pred), luma_8bit(target)
     return (psnr(pred_y, target_y, crop_border=border).item(),
             ssim(pred_y, target_y, crop_border=border).item())
 

@@ -83,32 +83,54 @@ def _wait_for(condition, process: subprocess.Popen, timeout: float = 60) -> None
         time.sleep(0.02)
 
 
-def test_sigkill_anywhere_then_resume_is_bit_identical(tmp_path, smoke):
-    overrides = tiny_espcn(smoke, 24)
-    reference = train("espcn", overrides, run_dir=tmp_path / "reference", progress=False)
-    run_dir, marker = tmp_path / "run", tmp_path / "marker"
-
-    # 1. Killed at a random moment after its first checkpoint.
-    process = _start(run_dir, marker, 0, overrides)
-    _wait_for(lambda: (run_dir / "last.pt").exists(), process)
-    time.sleep(random.Random(os.getpid()).uniform(0, 0.3))
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-
-    # 2. Killed with half of its third checkpoint written.
-    process = _start(run_dir, marker, 3, overrides)
+def _kill_mid_checkpoint(run_dir: Path, marker: Path, save: int, overrides) -> Path:
+    """Run until half of checkpoint number ``save`` is written, SIGKILL; the torn file."""
+    process = _start(run_dir, marker, save, overrides)
     _wait_for(marker.exists, process)
     torn = Path(marker.read_text().strip())
     process.send_signal(signal.SIGKILL)
     process.wait()
+    marker.unlink()
     assert torn.exists() and torn.name.startswith(".last.pt.tmp-")
-    before = load_checkpoint(run_dir / "last.pt")  # the previous checkpoint, whole
-    assert before["step"] % 4 == 0
+    return torn
 
-    # 3. Resumed to the end (here, in this process): the torn temporary is gone, the
-    # weights are the reference's.
+
+def _kill_at_random(run_dir: Path, overrides, rng: random.Random) -> None:
+    """Run until this process wrote a checkpoint, then SIGKILL at a random moment."""
+    started = time.time()
+    process = _start(run_dir, run_dir.with_name("unused"), 0, overrides)
+    checkpoint = run_dir / "last.pt"
+    _wait_for(lambda: checkpoint.exists() and checkpoint.stat().st_mtime > started, process)
+    time.sleep(rng.uniform(0, 0.2))
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+
+
+def test_sigkill_mid_checkpoint_then_resume_is_bit_identical(tmp_path, smoke):
+    overrides = tiny_espcn(smoke, 16)
+    reference = train("espcn", overrides, run_dir=tmp_path / "reference", progress=False)
+    run_dir = tmp_path / "run"
+    torn = _kill_mid_checkpoint(run_dir, tmp_path / "marker", 3, overrides)
+    before = load_checkpoint(run_dir / "last.pt")  # the previous checkpoint, whole
+    assert before["step"] == 8
+    # Resumed to the end (in this process): the torn temporary is gone, the weights and
+    # the whole state are the uninterrupted run's.
     resumed = train("espcn", overrides, run_dir=run_dir, progress=False)
     assert not torn.exists()
+    assert_same_weights(reference.weights, resumed.weights)
+    assert_same_state(tmp_path / "reference" / "last.pt", run_dir / "last.pt")
+
+
+@pytest.mark.slow
+def test_sigkill_anywhere_repeatedly_then_resume_is_bit_identical(tmp_path, smoke):
+    # Long enough that no kill comes after the end (a tiny step takes milliseconds).
+    overrides = tiny_espcn(smoke, 600)
+    reference = train("espcn", overrides, run_dir=tmp_path / "reference", progress=False)
+    run_dir, rng = tmp_path / "run", random.Random(os.getpid())
+    for _ in range(3):
+        _kill_at_random(run_dir, overrides, rng)
+    _kill_mid_checkpoint(run_dir, tmp_path / "marker", 2, overrides)
+    resumed = train("espcn", overrides, run_dir=run_dir, progress=False)
     assert_same_weights(reference.weights, resumed.weights)
     assert_same_state(tmp_path / "reference" / "last.pt", run_dir / "last.pt")
 
