@@ -1,7 +1,9 @@
 """The model zoo: image-to-image networks built from ``pyimg.nn``, each faithful to its paper
 (see the class docstrings for the paper, the configuration and the input-size rule).
 
-``create(name, **kwargs)`` builds one by name, ``list_models()`` lists them.
+``create(name, **kwargs)`` builds one by name, ``list_models()`` lists them;
+``pretrained(name)`` loads one with the weights that ship with pyimg (``list_pretrained()``,
+``pretrained_info(name)``).
 """
 
 from pyimg.models._registry import create, list_models
@@ -9,6 +11,7 @@ from pyimg.models.colorization import ColorizationNet
 from pyimg.models.fcn import FCN8s, FCN16s, FCN32s
 from pyimg.models.generative import DCGANDiscriminator, DCGANGenerator, DenoisingAutoencoder
 from pyimg.models.pix2pix import PatchGANDiscriminator, Pix2PixGenerator
+from pyimg.models.pretrained import list_pretrained, pretrained, pretrained_info
 from pyimg.models.rednet import REDNet30
 from pyimg.models.segnet import SegNet
 from pyimg.models.style import CycleGANGenerator, FastStyleNet
@@ -36,4 +39,7 @@ __all__ = [
     "UNet",
     "create",
     "list_models",
+    "list_pretrained",
+    "pretrained",
+    "pretrained_info",
 ]
