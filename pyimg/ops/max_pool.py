@@ -77,8 +77,9 @@ class Geometry:
 
 def _pooled_size(size, k, s, p, d, ceil_mode):
     out = (size + 2 * p - d * (k - 1) - 1 + (s - 1 if ceil_mode else 0)) // s + 1
-    if ceil_mode and (out - 1) * s >= size + p:
-        out -= 1
+    if ceil_mode:  # the last window must start inside the input or its left padding
+        # A minimum, not a branch on the size: torch.export keeps a symbolic size symbolic.
+        out = torch.sym_min(out, (size + p - 1) // s + 1)
     return out
 
 
