@@ -233,27 +233,26 @@ def _swap_functions(rewrite: Rewrite) -> None:
 
 
 def _report_survivors(rewrite: Rewrite, swaps: dict[str, Swap]) -> None:
-    """Swaps whose calls survive the fusions, and what was left alone."""
-    seen = set()
+    """Swaps whose calls survive the fusions, what was left alone, and the near misses."""
+    report, seen = rewrite.report, set()
     for node in rewrite.graph.nodes:
         if node.op not in ("call_module", "call_function", "call_method") or \
-                node in rewrite.in_fusion or node.target in seen:
+                node in rewrite.in_fusion:
             continue
-        module = rewrite.view.module(node)
         reason = rewrite.near_misses.get(node)
-        if node.op == "call_module" and not node.target.startswith("_pyimg_fused."):
-            seen.add(node.target)
-            if node.target in swaps:
-                rewrite.report.swapped.append(swaps[node.target])
-            elif is_pyimg(module):
-                rewrite.report.left_alone.append(LeftAlone(
-                    rewrite.path(node), kind(module), reason or "already pyimg's"))
-            else:
-                rewrite.report.left_alone.append(LeftAlone(
-                    rewrite.path(node), kind(module), reason or "no pyimg kernel for it"))
-        elif reason is not None:
-            name = node.target if node.op == "call_method" else node.target.__name__
-            rewrite.report.left_alone.append(LeftAlone(rewrite.describe(node), name, reason))
+        if reason is not None:
+            report.near_misses.append((rewrite.describe(node), reason))
+        if node.op != "call_module" or node.target.startswith("_pyimg_fused.") or \
+                node.target in seen:
+            continue
+        seen.add(node.target)
+        module = rewrite.view.module(node)
+        if node.target in swaps:
+            report.swapped.append(swaps[node.target])
+        else:
+            default = "already pyimg's" if is_pyimg(module) else "no pyimg kernel for it"
+            report.left_alone.append(LeftAlone(rewrite.path(node), kind(module),
+                                               reason or default))
 
 
 def _trace(module: nn.Module) -> tuple[fx.Graph | None, str | None]:

@@ -39,6 +39,8 @@ class ConversionReport:
     fused: list[Fusion] = field(default_factory=list)
     swapped: list[Swap] = field(default_factory=list)
     left_alone: list[LeftAlone] = field(default_factory=list)
+    # Why a layer or function was not fused with what follows it: (where, reason).
+    near_misses: list[tuple[str, str]] = field(default_factory=list)
     # Modules converted module by module because fx could not trace their forward: (path,
     # reason).
     untraced: list[tuple[str, str]] = field(default_factory=list)
@@ -54,6 +56,9 @@ class ConversionReport:
         lines += [f"  {s.path}: {s.before} -> {s.after}" for s in self.swapped]
         lines.append(f"left alone {len(self.left_alone)}:")
         lines += [f"  {a.path} ({a.kind}): {a.reason}" for a in self.left_alone]
+        if self.near_misses:
+            lines.append(f"near misses {len(self.near_misses)}:")
+            lines += [f"  {where}: {reason}" for where, reason in self.near_misses]
         if self.untraced:
             lines.append(f"converted module by module {len(self.untraced)}:")
             lines += [f"  {path or '<root>'}: {reason}" for path, reason in self.untraced]
