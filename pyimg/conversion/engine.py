@@ -130,6 +130,11 @@ class TracedForward:
         return signature.replace(parameters=list(signature.parameters.values())[1:])
 
     @property
+    def __code__(self):
+        # torch.export names the program after its forward's code.
+        return type(self.code).forward.__code__
+
+    @property
     def graph(self) -> fx.Graph:
         return self.code.graph
 
