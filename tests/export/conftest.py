@@ -49,7 +49,7 @@ def zoo_model(name: str, converted: bool) -> torch.nn.Module:
 def sizes(name: str) -> list[tuple[int, int, int]]:
     """(batch, height, width) to check an exported model at: its smallest side, odd sizes."""
     low = MIN_SIZE[name]
-    return [(1, low, low + 1), (3, low + 7, 2 * low + 5)]
+    return [(1, low, low + 1), (3, low + 7, 2 * low + 5), (2, 2 * low + 9, low + 2)]
 
 
 def example(name: str):

@@ -11,9 +11,11 @@ import numpy as np
 import onnxruntime
 import pytest
 import torch
-from export.conftest import MIN_SIZE, TINY, exported, sizes
+from export.conftest import MIN_SIZE, TINY, exported, randomized, sizes
 
+import pyimg
 import pyimg.export
+from pyimg import models
 
 # The default run exports the stock models whose sizing code differs (the rest repeat a
 # path: FCN-16s/32s FCN-8s's, ColorizationNet DCGANDiscriminator's padding, FastStyleNet and
@@ -119,3 +121,42 @@ def test_saved_program_loads_back(tmp_path):
     (x,) = inputs("SRResNet", 2, 9, 6)
     with torch.no_grad():
         torch.testing.assert_close(loaded.module()(x), model(x))
+
+
+# -- the paper configurations ---------------------------------------------------------------
+
+# (input channels, or the latent size of DCGAN's generator; smallest side) of each model at
+# its paper configuration.
+PAPER = {
+    "ColorizationNet": (1, 9), "CycleGANGenerator": (3, 2), "DCGANDiscriminator": (3, 17),
+    "DCGANGenerator": (100, 0), "DenoisingAutoencoder": (1, 9), "ESPCN": (1, 2),
+    "FCN8s": (3, 27), "FCN16s": (3, 27), "FCN32s": (3, 27), "FastStyleNet": (3, 5),
+    "PatchGANDiscriminator": (3, 32), "Pix2PixGenerator": (3, 257), "REDNet30": (1, 32),
+    "SRGANDiscriminator": (3, 17), "SRResNet": (3, 2), "SegNet": (3, 33), "UNet": (1, 2),
+    "VDSR": (1, 2),
+}
+
+
+def paper_inputs(name, n, h, w):
+    channels, _ = PAPER[name]
+    if name == "DCGANGenerator":
+        return (torch.randn(n, channels),)
+    if name == "PatchGANDiscriminator":
+        return torch.rand(n, channels, h, w), torch.rand(n, channels, h, w)
+    return (torch.rand(n, channels, h, w),)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("converted", [False, True], ids=["stock", "converted"])
+@pytest.mark.parametrize("name", sorted(PAPER))
+def test_paper_configuration_exports(name, converted):
+    torch.manual_seed(0)
+    model = randomized(models.create(name))
+    model = pyimg.convert(model) if converted else model
+    low = max(PAPER[name][1], 2)
+    program = pyimg.export.export(model, paper_inputs(name, 2, low + 3, low + 2),
+                                  min_size=low)
+    args = paper_inputs(name, 1, low, low + 5)
+    with torch.no_grad():
+        torch.testing.assert_close(program.module()(*args), model(*args), atol=1e-4,
+                                   rtol=1e-4)
