@@ -134,10 +134,6 @@ class TracedForward:
         # torch.export names the program after its forward's code.
         return type(self.code).forward.__code__
 
-    @property
-    def graph(self) -> fx.Graph:
-        return self.code.graph
-
 
 class Rewrite:
     """One traced forward being rewritten: what graph rules see and call."""
@@ -145,7 +141,6 @@ class Rewrite:
     def __init__(self, owner: nn.Module, graph: fx.Graph, prefix: str,
                  report: ConversionReport):
         self.view = GraphView(graph, owner)
-        self.owner = owner
         self.prefix = prefix
         self.report = report
         self.fused = nn.ModuleDict()

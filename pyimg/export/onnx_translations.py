@@ -18,9 +18,10 @@ per call site: Python branches on the op's options choose the ONNX operators.
 - max-pool with indices: MaxPool with its Indices output, which ONNX numbers over the whole
   tensor; pyimg's flat indices number each (H, W) plane (Mod), its compact ones the tap inside
   the window (arithmetic on the pooled positions, Cast to uint8).
-- max-unpool: MaxUnpool when the windows are disjoint (stride >= kernel, so no two indices
-  name one position); otherwise a max-reducing ScatterElements and a written-or-zero mask,
-  pyimg's rule that the largest of several values for one position wins.
+- max-unpool: MaxUnpool for compact indices of disjoint windows (stride >= kernel: no two
+  name one position); otherwise (flat indices may repeat) a max-reducing ScatterElements and
+  a written-or-zero mask, pyimg's rule that the largest of several values for one position
+  wins.
 """
 
 import torch
@@ -195,8 +196,9 @@ def max_unpool2d(x, indices, kernel_size, stride, padding, output_size, compact:
     batch_channels = op.Shape(x, start=0, end=2)
     shape = op.Concat(batch_channels, op.Reshape(op.Cast(height, to=7), _ints([1])),
                       op.Reshape(op.Cast(width, to=7), _ints([1])), axis=0)
-    if all(s >= k for s, k in zip(stride, kernel_size, strict=True)):
-        # ONNX numbers MaxUnpool's indices over the whole tensor.
+    if compact and all(s >= k for s, k in zip(stride, kernel_size, strict=True)):
+        # Taps of disjoint windows name distinct positions. ONNX numbers MaxUnpool's indices
+        # over the whole tensor.
         size = op.Mul(op.Cast(height, to=7), op.Cast(width, to=7))
         planes = op.ReduceProd(batch_channels, keepdims=0)
         offsets = op.Mul(op.Range(op.Constant(value_int=0), planes, op.Constant(value_int=1)),
