@@ -123,6 +123,13 @@ def main() -> int:
                                                              not args.no_compile)
         results += case_results
         reports.append(f"### {case.name}\n\n```\n{report}\n```")
+        table = write_report(args.out, args.quick, env, providers, results, fused, reports)
+    return timing.finish(args.out, OP, env, table, results)
+
+
+def write_report(out, quick: bool, env, providers, results, fused, reports) -> str:
+    """The md and csv files of what was measured so far (rewritten after each model, so an
+    interrupted run keeps its finished models); returns the summary table."""
     rows = timing.derived(results, (STOCK,))
     table = summary(rows, fused, providers)
     notes = [
@@ -136,9 +143,9 @@ def main() -> int:
         "## What convert did",
         *reports,
     ]
-    timing.write_report(args.out, OP, args.quick, env, [], notes, "p50 ms (x stock eager)",
-                        table, rows, (STOCK,))
-    return timing.finish(args.out, OP, env, table, results)
+    timing.write_report(out, OP, quick, env, [], notes, "p50 ms (x stock eager)", table, rows,
+                        (STOCK,))
+    return table
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ them), swaps the remaining stock modules and functions one-for-one, and reports 
 
 from pyimg.conversion import rules as _rules  # noqa: F401  (registers pyimg's rules)
 from pyimg.conversion.engine import (
-    TracedForward,
     convert,
     convert_with_report,
     register_function_rule,
@@ -23,7 +22,6 @@ __all__ = [
     "Fusion",
     "LeftAlone",
     "Swap",
-    "TracedForward",
     "convert",
     "convert_with_report",
     "register_function_rule",

@@ -2,12 +2,12 @@
 patterns graph rules find, swap modules and functions one-for-one, and run the rewritten
 graph as the module's forward.
 
-The model's module tree is kept as it is: a converted module is the same object, of the same
-class, holding the same submodules at the same paths (so the same state_dict keys, loading
-both ways, and the same parameters for an optimizer). What changes is
+The model's module tree is kept as it is: a converted module is the same object, an instance
+of its class, holding the same submodules at the same paths (so the same state_dict keys,
+loading both ways, and the same parameters for an optimizer). What changes is
 
-- its ``forward``: an instance attribute running the rewritten graph's code on the module
-  (``type(model).forward`` is the original, which fx traces again if converted twice);
+- its class: a subclass made for it whose ``forward`` runs the rewritten graph's code on the
+  module (pickling and copying rebuild it; converting again starts from the original);
 - leaves that module rules swap one-for-one (``nn.Conv2d`` -> ``pyimg.nn.Conv2d`` sharing
   its parameters), in place in the tree;
 - the fused modules, held unregistered in ``module._pyimg_fused`` and holding no state of
@@ -18,7 +18,6 @@ A module fx cannot trace, or whose trace differs between training and eval mode 
 """
 
 import copy
-import inspect
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -111,28 +110,43 @@ def _is_leaf(module: nn.Module) -> bool:
     return _Tracer().is_leaf_module(module, "")
 
 
-class TracedForward:
-    """A module's forward as convert rewrote it: the graph's code, run on the module itself
-    (so it reads the module's current submodules and parameters). The GraphModule only
-    carries the code (it pickles and copies with the model)."""
+def _converted_class(original: type, forward) -> type:
+    """A subclass of ``original`` whose forward is the rewritten graph's code (a function of
+    its own per converted module, so torch.compile caches each separately)."""
+    return type(original.__name__, (original,), {
+        "forward": forward, "__reduce_ex__": _reduce_converted, "_pyimg_original": original,
+        "__module__": original.__module__, "__qualname__": original.__qualname__,
+        "__doc__": original.__doc__})
 
-    def __init__(self, module: nn.Module, code: fx.GraphModule):
-        self.module = module
-        self.code = code
 
-    def __call__(self, *args, **kwargs):
-        return type(self.code).forward(self.module, *args, **kwargs)
+def _reduce_converted(module: nn.Module, protocol):
+    # The subclass is made at run time: pickles and copies rebuild it from the original
+    # class and the code (a GraphModule, which pickles as its source).
+    return (_restore_converted, (type(module)._pyimg_original, module._pyimg_code),
+            module.__dict__.copy())
 
-    @property
-    def __signature__(self) -> inspect.Signature:
-        # The original forward's, without self: torch.export binds arguments by it.
-        signature = inspect.signature(type(self.module).forward)
-        return signature.replace(parameters=list(signature.parameters.values())[1:])
 
-    @property
-    def __code__(self):
-        # torch.export names the program after its forward's code.
-        return type(self.code).forward.__code__
+def _restore_converted(original: type, code: fx.GraphModule) -> nn.Module:
+    module = original.__new__(original)
+    module.__class__ = _converted_class(original, type(code).forward)
+    return module
+
+
+def _install(owner: nn.Module, graph: fx.Graph) -> None:
+    """Make the rewritten graph owner's forward. The GraphModule only carries the code: it
+    runs on owner itself, reading owner's current submodules and parameters."""
+    code = fx.GraphModule(owner, graph, class_name=type(owner).__name__)
+    owner.__dict__["_pyimg_code"] = code  # unregistered: not a child, no state
+    owner.__class__ = _converted_class(type(owner), type(code).forward)
+
+
+def _unconvert(module: nn.Module) -> None:
+    """Give a module convert rewrote its original forward back (to convert it again)."""
+    original = getattr(type(module), "_pyimg_original", None)
+    if original is not None:
+        module.__class__ = original
+        for name in ("_pyimg_code", "_pyimg_fused"):
+            module.__dict__.pop(name, None)
 
 
 class Rewrite:
@@ -301,8 +315,7 @@ def _rewrite(owner: nn.Module, graph: fx.Graph, prefix: str, report: ConversionR
     _swap_functions(rewrite)
     _report_survivors(rewrite, swaps)
     graph.lint()
-    owner.forward = TracedForward(owner, fx.GraphModule(owner, graph,
-                                                        class_name=type(owner).__name__))
+    _install(owner, graph)
 
 
 def _convert(module: nn.Module, path: str, report: ConversionReport) -> nn.Module:
@@ -316,6 +329,7 @@ def _convert(module: nn.Module, path: str, report: ConversionReport) -> nn.Modul
         report.left_alone.append(LeftAlone(path or "<root>", kind(module), reason))
         return module
     if not container:
+        _unconvert(module)
         graph, reason = _trace(module)
         if graph is not None:
             _rewrite(module, graph, path, report)

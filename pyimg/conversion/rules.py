@@ -155,9 +155,9 @@ def _fuse_conv(node: fx.Node, rewrite: Rewrite) -> bool:
         _feeds_several(current, rewrite)
     if residual is not None and not view.from_inputs(residual):
         # Most likely a broadcast sum (a bias-like buffer): fused, it would run unfused.
-        rewrite.near_miss(chain[-1], "the sum's other operand comes from parameters or "
-                                     "buffers alone, not the input (a broadcast?)")
         add = next(n for i, n in enumerate(chain) if i and added_to(n, chain[i - 1]) is residual)
+        rewrite.near_miss(add, "the sum's other operand comes from parameters or buffers "
+                               "alone, not the input (a broadcast?)")
         if order == "before":
             activation = None
         chain, residual, order = chain[:chain.index(add)], None, None

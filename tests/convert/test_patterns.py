@@ -257,7 +257,8 @@ def test_original_is_untouched_unless_inplace():
     model = nn.Sequential(nn.Conv2d(2, 3, 1), nn.ReLU())
     weight = model[0].weight
     converted = convert(model)
-    assert type(model[0]) is nn.Conv2d and "forward" not in model.__dict__
+    assert type(model) is nn.Sequential and type(model[0]) is nn.Conv2d
+    assert isinstance(converted, nn.Sequential) and type(converted) is not nn.Sequential
     assert type(converted[0]) is pnn.Conv2d and converted[0].weight is not weight
     assert convert(model, inplace=True) is model
     assert type(model[0]) is pnn.Conv2d and model[0].weight is weight  # optimizers keep it
