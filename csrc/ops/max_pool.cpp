@@ -173,12 +173,12 @@ TORCH_LIBRARY_FRAGMENT(pyimg, m) {
       "int[2] dilation, bool ceil_mode, bool compact) -> (Tensor, Tensor)");
   // Gradient with respect to x, of spatial size input_size (H, W).
   m.def(
-      "max_pool2d_with_indices_backward(Tensor grad_out, Tensor indices, int[2] input_size, "
+      "max_pool2d_with_indices_backward(Tensor grad_out, Tensor indices, SymInt[2] input_size, "
       "int[2] kernel_size, int[2] stride, int[2] padding, int[2] dilation, bool compact) -> "
       "Tensor");
   m.def(
       "max_unpool2d(Tensor x, Tensor indices, int[2] kernel_size, int[2] stride, "
-      "int[2] padding, int[2] output_size, bool compact) -> Tensor");
+      "int[2] padding, SymInt[2] output_size, bool compact) -> Tensor");
   m.def(
       "max_unpool2d_backward(Tensor grad_out, Tensor x, Tensor indices, int[2] kernel_size, "
       "int[2] stride, int[2] padding, bool compact) -> Tensor");

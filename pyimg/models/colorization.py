@@ -7,7 +7,7 @@ from torch import nn
 
 from pyimg import nn as pnn
 from pyimg.models._registry import register
-from pyimg.models._sizing import pad_to_multiple
+from pyimg.models._sizing import crop, pad_to_multiple
 
 # (channels, convs, stride of the last conv, dilation) of conv1 ... conv7: the paper's Table 4.
 _BLOCKS = ((64, 2, 2, 1), (128, 2, 2, 1), (256, 3, 2, 1), (512, 3, 1, 1), (512, 3, 1, 2),
@@ -52,4 +52,4 @@ class ColorizationNet(nn.Module):
         height, width = x.shape[-2:]
         ab = self.body(pad_to_multiple(x, 8))
         ab = F.interpolate(ab, scale_factor=4, mode="bilinear", align_corners=False)
-        return ab[..., :height, :width]
+        return crop(ab, height, width)

@@ -6,6 +6,7 @@ from torch import nn
 
 from pyimg import nn as pnn
 from pyimg.models._registry import register
+from pyimg.models._sizing import crop
 from pyimg.models._vgg import VGG16, pool_indices, vgg_features
 
 
@@ -83,7 +84,7 @@ class _FCN(nn.Module):
 
 def _crop(x: torch.Tensor, offset: int, like: torch.Tensor) -> torch.Tensor:
     """Caffe's Crop layer: the window of ``like``'s size starting ``offset`` pixels in."""
-    return x[..., offset:offset + like.shape[-2], offset:offset + like.shape[-1]]
+    return crop(x, like.shape[-2], like.shape[-1], offset, offset)
 
 
 _DOC_TAIL = """

@@ -5,7 +5,7 @@ from torch import nn
 
 from pyimg import nn as pnn
 from pyimg.models._registry import register
-from pyimg.models._sizing import pad_to_multiple
+from pyimg.models._sizing import crop, pad_to_multiple
 
 
 @register
@@ -47,7 +47,7 @@ class DenoisingAutoencoder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[-2:]
         x = pad_to_multiple(x, self.multiple)
-        return self.decoder(self.bottleneck(self.encoder(x)))[..., :height, :width]
+        return crop(self.decoder(self.bottleneck(self.encoder(x))), height, width)
 
 
 @register

@@ -8,7 +8,7 @@ from torch import nn
 from pyimg import nn as pnn
 from pyimg.models._norm import norm_layer
 from pyimg.models._registry import register
-from pyimg.models._sizing import pad_to_multiple
+from pyimg.models._sizing import crop, pad_to_multiple
 
 
 class _Noise(nn.Module):
@@ -74,7 +74,7 @@ class Pix2PixGenerator(nn.Module):
         skips.pop()  # the innermost map feeds the decoder directly
         for layer in self.up:
             x = torch.cat([skips.pop(), layer(x)], dim=1)
-        return self.out(x)[..., :height, :width]
+        return crop(self.out(x), height, width)
 
 
 @register

@@ -7,7 +7,7 @@ from torch import nn
 
 from pyimg import nn as pnn
 from pyimg.models._registry import register
-from pyimg.models._sizing import pad_to_multiple
+from pyimg.models._sizing import crop, pad_to_multiple
 
 
 @register
@@ -50,4 +50,4 @@ class REDNet30(nn.Module):
             # Deconvolution j restores the size of convolution depth - j's output.
             x = deconv(x) + skips.get(depth - j, 0)
             x = F.relu(x)
-        return (self.deconvs[-1](x) + image)[..., :height, :width]
+        return crop(self.deconvs[-1](x) + image, height, width)

@@ -6,7 +6,7 @@ from torch import nn
 
 from pyimg import nn as pnn
 from pyimg.models._registry import register
-from pyimg.models._sizing import pad_to_multiple
+from pyimg.models._sizing import crop, pad_to_multiple
 
 # Convs per encoder stage and their channels: VGG16's 13 convolutional layers.
 _STAGES = ((2, 64), (2, 128), (3, 256), (3, 512), (3, 512))
@@ -62,4 +62,4 @@ class SegNet(nn.Module):
             indices.append(index)
         for stage, index in zip(self.decoder, reversed(indices), strict=True):
             x = stage(self.unpool(x, index))
-        return x[..., :height, :width]
+        return crop(x, height, width)

@@ -7,7 +7,7 @@ from torch import nn
 from pyimg import nn as pnn
 from pyimg.models._norm import norm_layer
 from pyimg.models._registry import register
-from pyimg.models._sizing import center_crop, mirror_pad, pad_to_multiple
+from pyimg.models._sizing import center_crop, crop, mirror_pad, pad_to_multiple
 
 
 class _ReflectResidualBlock(nn.Module):
@@ -57,7 +57,7 @@ class CycleGANGenerator(nn.Module):
         height, width = x.shape[-2:]
         # At least 8 pixels: the reflection pads and instance norms of the 1/4-size residual
         # blocks need 2 pixels there.
-        return self.body(pad_to_multiple(x, 4, minimum=8))[..., :height, :width]
+        return crop(self.body(pad_to_multiple(x, 4, minimum=8)), height, width)
 
 
 class _ValidResidualBlock(nn.Module):
@@ -114,4 +114,4 @@ class FastStyleNet(nn.Module):
         height, width = x.shape[-2:]
         m = self.margin
         x = mirror_pad(pad_to_multiple(x, 4), m, m, m, m)
-        return ((self.body(x) + 1) / 2)[..., :height, :width]
+        return crop((self.body(x) + 1) / 2, height, width)

@@ -6,7 +6,7 @@ from torch import nn
 
 from pyimg import nn as pnn
 from pyimg.models._registry import register
-from pyimg.models._sizing import center_crop, mirror_pad
+from pyimg.models._sizing import center_crop, crop, mirror_pad
 
 
 def _double_conv(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -61,21 +61,20 @@ class UNet(nn.Module):
             size = 2 * size - 4
         return size if size > 0 else None
 
-    def _tile_size(self, size: int) -> int:
-        """Smallest valid input side whose output covers ``size`` pixels."""
-        tile = size
-        while (out := self.output_size(tile)) is None or out < size:
-            tile += 1
-        return tile
+    def _tile_size(self, size):
+        """Smallest valid input side whose output covers ``size`` pixels. Valid sides are
+        t = 2^d b + 2^(d+3) - 4 for a bottom side b >= 1, with output 2^d b - 2^(d+2) + 4, so
+        b is a ceiling division: no loop over sizes, and a symbolic size stays symbolic."""
+        step = 2**self.depth
+        bottom = (size + 5 * step - 5) // step  # rounded up: ceil((size + 4 step - 4) / step)
+        return step * bottom + 8 * step - 4
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[-2:]
         tile_h, tile_w = self._tile_size(height), self._tile_size(width)
-        # The output is the input's centre: the context margin is the same on both sides.
-        margin_h = (tile_h - self.output_size(tile_h)) // 2
-        margin_w = (tile_w - self.output_size(tile_w)) // 2
-        x = mirror_pad(x, margin_w, tile_w - width - margin_w,
-                       margin_h, tile_h - height - margin_h)
+        # The output is the input's centre: every valid tile loses the same margin a side.
+        margin = 3 * 2 ** (self.depth + 1) - 4
+        x = mirror_pad(x, margin, tile_w - width - margin, margin, tile_h - height - margin)
         skips = []
         for i, block in enumerate(self.down):
             x = block(x if i == 0 else self.pool(x))
@@ -83,4 +82,4 @@ class UNet(nn.Module):
         for up, conv, skip in zip(self.up, self.up_conv, reversed(skips[:-1]), strict=True):
             x = up(x)
             x = conv(torch.cat([center_crop(skip, *x.shape[-2:]), x], dim=1))
-        return self.head(x)[..., :height, :width]
+        return crop(self.head(x), height, width)

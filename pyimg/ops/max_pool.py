@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch.fx.experimental.symbolic_shapes import statically_known_true
 
 from pyimg import _backend, _extension
 from pyimg.ops._common import check_4d, empty_like_format, output_memory_format, unsupported_dtype
@@ -77,8 +78,9 @@ class Geometry:
 
 def _pooled_size(size, k, s, p, d, ceil_mode):
     out = (size + 2 * p - d * (k - 1) - 1 + (s - 1 if ceil_mode else 0)) // s + 1
-    if ceil_mode and (out - 1) * s >= size + p:
-        out -= 1
+    if ceil_mode:  # the last window must start inside the input or its left padding
+        # A minimum, not a branch on the size: torch.export keeps a symbolic size symbolic.
+        out = torch.sym_min(out, (size + p - 1) // s + 1)
     return out
 
 
@@ -144,7 +146,8 @@ def unpool_geometry(x, indices, kernel_size, stride, padding, output_size) -> Ge
             raise ValueError(f"output_size should be a sequence containing 2 or 4 elements, "
                              f"but it has a length of '{len(size)}'")
         for d, (got, dflt, s) in enumerate(zip(size, default, (sh, sw), strict=True)):
-            if not dflt - s < got < dflt + s:
+            # Symbolic sizes (torch.export) are rejected only when provably out of range.
+            if statically_known_true(got <= dflt - s) or statically_known_true(got >= dflt + s):
                 raise ValueError(f'invalid output_size "{size}" (dim {d} must be between '
                                  f"{dflt - s} and {dflt + s})")
         H, W = size

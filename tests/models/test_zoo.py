@@ -88,4 +88,4 @@ def test_convert_keeps_outputs_and_state_dict(tiny):
     inputs = spec.inputs(2, 9, 10)
     with torch.no_grad():
         torch.testing.assert_close(converted(*inputs), model(*inputs))
-    assert report.left_alone, name
+    assert report.fused or report.left_alone, name  # the report accounts for its layers
