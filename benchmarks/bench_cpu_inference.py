@@ -1,0 +1,287 @@
+"""Whole-model CPU inference: pyimg.inference.optimize_for_inference beside stock eager
+PyTorch, torch.compile with freezing and onnxruntime, in one run, providers interleaved.
+
+    python benchmarks/bench_cpu_inference.py [--quick] [--cases espcn_x2,...] [--batches 1,8]
+        [--out DIR]
+
+Models: the zoo's ESPCN x2 (1x360x640 luminance -> 720x1280) and x4 (1x270x480), a
+modified-SRResNet-style x4 net (no BatchNorm) and a compact SRVGG-style x4 net (per-channel
+PReLU) on 3x135x240 (tests/inference/reference_nets.py), the zoo's SRResNet (with
+BatchNorm), SegNet and U-Net on 256x256. The zoo models run with random weights (and random
+BatchNorm statistics): speed does not depend on them.
+
+Providers, each fed an fp32 batch and timed from that input to its output, no autograd:
+* eager: the network on stock torch.nn modules, NCHW fp32 (the baseline);
+* eager_cl: the same in channels_last (input given channels_last);
+* compile_freezing: torch.compile of eager_cl with torch._inductor.config.freezing = True
+  (inductor's oneDNN weight prepacking and conv+post-op fusion), and compile_freezing_bf16
+  on the stock network in bf16 (input converted inside the timed call);
+* onnxruntime: the stock network exported to ONNX (opset 17), CPU execution provider with
+  intra-op threads = torch's thread count, all graph optimizations;
+* pyimg / pyimg_bf16: optimize_for_inference(model, dtype=float32 / bfloat16), the zoo model
+  itself for zoo rows (the stock network for the two reference nets); input NCHW fp32,
+  output returned in it; pyimg_compiled: torch.compile of the fp32 optimized model.
+
+Timing: after warm-up, rounds of one call per provider in turn (so every provider sees the
+same background load), until each case's time budget is spent; p20 and p50 per provider
+over its rounds. The load of other processes (cores' worth of CPU time, from /proc/stat)
+is recorded per case. Writes cpu_inference_<device>.md and .csv to --out.
+"""
+
+import argparse
+import csv
+import gc
+import io
+import os
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+# pyimg from this checkout (built in place), and the reference networks from its tests
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+import timing
+import torch
+from inference.reference_nets import (
+    MSRResNetStyle,
+    SRVGGStyle,
+    randomize_batch_norm,
+    to_stock,
+)
+
+from pyimg import models
+from pyimg.inference import cpu_memory_cache_info, native_bf16_missing, optimize_for_inference
+
+OP = "cpu_inference"
+BASELINES = ("eager", "compile_freezing", "onnxruntime")
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    build: Callable[[], torch.nn.Module]
+    shape: tuple[int, int, int]  # C, H, W of one image
+    zoo: bool  # the pyimg providers run the zoo model (else the stock network)
+    budget_s: float  # timing budget of one (case, batch)
+
+
+CASES = (
+    Case("espcn_x2", lambda: models.ESPCN(upscale_factor=2), (1, 360, 640), True, 20),
+    Case("espcn_x4", lambda: models.ESPCN(upscale_factor=4), (1, 270, 480), True, 20),
+    Case("msrresnet_x4", MSRResNetStyle, (3, 135, 240), False, 40),
+    Case("srvgg_x4", SRVGGStyle, (3, 135, 240), False, 30),
+    Case("srresnet_x4", lambda: models.SRResNet(upscale_factor=4), (3, 256, 256), True, 60),
+    Case("segnet", models.SegNet, (3, 256, 256), True, 60),
+    Case("unet", models.UNet, (1, 256, 256), True, 60),
+)
+
+
+def _onnxruntime_session(stock: torch.nn.Module, x: torch.Tensor):
+    import onnxruntime
+
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(stock, (x,), buffer, dynamo=False, opset_version=17,
+                          input_names=["x"])
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    session = onnxruntime.InferenceSession(buffer.getvalue(), options,
+                                           providers=["CPUExecutionProvider"])
+    return session
+
+
+def _compiled(model: torch.nn.Module, example: torch.Tensor):
+    import torch._inductor.config as inductor_config
+
+    inductor_config.freezing = True
+    torch._dynamo.reset()
+    compiled = torch.compile(model)
+    with torch.no_grad():
+        compiled(example)
+    return compiled
+
+
+def providers(case: Case, batch: int, include_bf16: bool) -> dict[str, Callable[[], object]]:
+    """The timed calls of one (case, batch), each closing over its own model and input."""
+    torch.manual_seed(0)
+    model = randomize_batch_norm(case.build().eval())
+    stock = to_stock(model).eval() if case.zoo else model
+    x = torch.rand(batch, *case.shape)
+    x_cl = x.contiguous(memory_format=torch.channels_last)
+    stock_cl = to_stock(model).eval().to(memory_format=torch.channels_last) if case.zoo \
+        else case.build().eval().to(memory_format=torch.channels_last)
+    stock_cl.load_state_dict(stock.state_dict())
+    calls: dict[str, Callable[[], object]] = {}
+    calls["eager"] = lambda: stock(x)
+    calls["eager_cl"] = lambda: stock_cl(x_cl)
+    compiled = _compiled(stock_cl, x_cl)
+    calls["compile_freezing"] = lambda: compiled(x_cl)
+    session = _onnxruntime_session(stock, x)
+    x_numpy = x.numpy()
+    calls["onnxruntime"] = lambda: session.run(None, {"x": x_numpy})
+    fast = optimize_for_inference(model, dtype=torch.float32)
+    calls["pyimg"] = lambda: fast(x)
+    fast_compiled = torch.compile(fast)
+    fast_compiled(x)
+    calls["pyimg_compiled"] = lambda: fast_compiled(x)
+    if include_bf16:
+        stock_bf16 = to_stock(model).eval() if case.zoo else case.build().eval()
+        stock_bf16.load_state_dict(stock.state_dict())
+        stock_bf16 = stock_bf16.to(torch.bfloat16, memory_format=torch.channels_last)
+        compiled_bf16 = _compiled(stock_bf16, x_cl.bfloat16())
+        calls["compile_freezing_bf16"] = lambda: compiled_bf16(x_cl.bfloat16()).float()
+        fast_bf16 = optimize_for_inference(model, dtype=torch.bfloat16)
+        calls["pyimg_bf16"] = lambda: fast_bf16(x)
+    return calls
+
+
+def interleaved(calls: dict[str, Callable[[], object]], budget_s: float, quick: bool,
+                warmup: int = 2) -> tuple[dict[str, list[float]], float | None]:
+    """Per provider, its call's seconds in each round; and the other processes' load."""
+    with torch.no_grad():
+        estimate = {}
+        for name, call in calls.items():
+            for _ in range(warmup):
+                call()
+            start = time.perf_counter()
+            call()
+            estimate[name] = time.perf_counter() - start
+        per_round = sum(estimate.values())
+        rounds = max(3 if quick else 5, min(40, int(budget_s / per_round)))
+        samples: dict[str, list[float]] = {name: [] for name in calls}
+        ticks, wall = timing._others_busy_ticks(), time.perf_counter()
+        for _ in range(rounds):
+            for name, call in calls.items():
+                start = time.perf_counter()
+                call()
+                samples[name].append(time.perf_counter() - start)
+        load = timing._others_load(ticks, timing._others_busy_ticks(),
+                                   time.perf_counter() - wall)
+    return samples, load
+
+
+def _quantile(values: list[float], q: float) -> float:
+    return float(torch.tensor(values, dtype=torch.float64).quantile(q))
+
+
+def run_case(case: Case, batch: int, include_bf16: bool, quick: bool) -> list[dict]:
+    label = f"{case.name} b{batch} {'x'.join(map(str, case.shape))}"
+    print(f"{label}: building providers", flush=True)
+    calls = providers(case, batch, include_bf16)
+    load_before = os.getloadavg()[0]
+    samples, other_load = interleaved(calls, case.budget_s / (4 if quick else 1), quick)
+    rows = []
+    p50 = {name: _quantile(times, 0.5) for name, times in samples.items()}
+    for name, times in samples.items():
+        row = {"case": case.name, "batch": batch, "shape": "x".join(map(str, case.shape)),
+               "provider": name, "rounds": len(times), "p20_ms": _quantile(times, 0.2) * 1e3,
+               "p50_ms": p50[name] * 1e3, "frames_per_s": batch / p50[name],
+               "other_load": other_load, "load_avg_1m": load_before}
+        for base in BASELINES:
+            row[f"x_{base}"] = p50[base] / p50[name] if base in p50 else None
+        rows.append(row)
+        print(f"  {name:22s} p50 {row['p50_ms']:9.1f} ms  p20 {row['p20_ms']:9.1f} ms  "
+              f"x eager {row['x_eager']:.2f}  x compile_freezing "
+              f"{row['x_compile_freezing']:.2f}  x onnxruntime {row['x_onnxruntime']:.2f}",
+              flush=True)
+    print(f"  other processes' load {other_load:.2f} cores; load average {load_before:.2f}",
+          flush=True)
+    del calls
+    gc.collect()
+    return rows
+
+
+def _fmt(value, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def summary(rows: list[dict]) -> str:
+    """Per (case, batch, pyimg provider): time and the ratio to each baseline; bf16 also
+    against compile_freezing_bf16 and pyimg fp32."""
+    by_key = {(r["case"], r["batch"], r["provider"]): r for r in rows}
+    lines = []
+    for r in rows:
+        if not r["provider"].startswith("pyimg"):
+            continue
+        fp32 = by_key.get((r["case"], r["batch"], "pyimg"))
+        bf16_base = by_key.get((r["case"], r["batch"], "compile_freezing_bf16"))
+        lines.append([
+            r["case"], str(r["batch"]), r["provider"], _fmt(r["p50_ms"], ".1f"),
+            _fmt(r["frames_per_s"], ".1f"),
+            *(_fmt(r[f"x_{b}"], ".2f") for b in BASELINES),
+            _fmt(bf16_base["p50_ms"] / r["p50_ms"] if bf16_base and
+                 r["provider"] == "pyimg_bf16" else None, ".2f"),
+            _fmt(fp32["p50_ms"] / r["p50_ms"] if fp32 and r["provider"] == "pyimg_bf16"
+                 else None, ".2f"),
+            _fmt(r["other_load"], ".2f"),
+        ])
+    headers = ["model", "batch", "provider", "p50 ms", "frames/s", "x eager (NCHW fp32)",
+               "x compile+freezing (fp32)", "x onnxruntime (fp32)",
+               "x compile+freezing bf16", "x pyimg fp32", "other load"]
+    return timing.markdown_table(headers, lines)
+
+
+def all_rows(rows: list[dict]) -> str:
+    headers = ["model", "batch", "input", "provider", "rounds", "p20 ms", "p50 ms",
+               "x eager", "x compile_freezing", "x onnxruntime", "other load", "load avg"]
+    lines = [[r["case"], str(r["batch"]), r["shape"], r["provider"], str(r["rounds"]),
+              _fmt(r["p20_ms"], ".1f"), _fmt(r["p50_ms"], ".1f"),
+              *(_fmt(r[f"x_{b}"], ".2f") for b in BASELINES), _fmt(r["other_load"], ".2f"),
+              _fmt(r["load_avg_1m"], ".2f")] for r in rows]
+    return timing.markdown_table(headers, lines)
+
+
+def write(out_dir: Path, env: timing.Environment, rows: list[dict], quick: bool,
+          notes: list[str]) -> Path:
+    md_path, csv_path = timing.result_paths(out_dir, OP, env)
+    sections = [f"# CPU inference{' (quick)' * quick}", timing.environment_lines(env),
+                f"torch threads: {torch.get_num_threads()}; native bf16: "
+                f"{native_bf16_missing() or 'yes'}", *notes,
+                "## Summary (p50 per call; ratios are the other provider's p50 over pyimg's)",
+                summary(rows), "## All rows", all_rows(rows)]
+    timing.write_text(md_path, "\n\n".join(sections) + "\n")
+    csv_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(csv_path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=[*rows[0], "device", "date", "torch"])
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({**row, "device": env.device, "date": env.date, "torch": env.torch})
+    return md_path
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a quarter of the time budget")
+    parser.add_argument("--cases", default=",".join(c.name for c in CASES))
+    parser.add_argument("--batches", default="1,8")
+    parser.add_argument("--no-bf16", action="store_true")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    args = parser.parse_args()
+    wanted = args.cases.split(",")
+    unknown = set(wanted) - {c.name for c in CASES}
+    if unknown:
+        parser.error(f"unknown cases {sorted(unknown)}; choose from {[c.name for c in CASES]}")
+    env = timing.environment(torch.device("cpu"))
+    print(timing.environment_lines(env), flush=True)
+    include_bf16 = not args.no_bf16
+    rows = []
+    for case in CASES:
+        if case.name not in wanted:
+            continue
+        for batch in map(int, args.batches.split(",")):
+            rows += run_case(case, batch, include_bf16, args.quick)
+    notes = [f"load average at the end: {os.getloadavg()[0]:.2f}; "
+             f"pyimg memory cache: {cpu_memory_cache_info()}"]
+    path = write(args.out, env, rows, args.quick, notes)
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

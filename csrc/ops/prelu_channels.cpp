@@ -1,0 +1,9 @@
+// Schema of prelu_channels_, the in-place per-channel PReLU that follows a oneDNN
+// convolution whose fused post-ops cannot express it (pyimg.inference).
+#include <torch/library.h>
+
+TORCH_LIBRARY_FRAGMENT(pyimg, m) {
+  // x = x < 0 ? weight[c] * x : x for each channel c, in place; weight has C or 1 values
+  // (float32). x is contiguous NCHW or channels_last.
+  m.def("prelu_channels_(Tensor(a!) x, Tensor weight) -> Tensor(a!)");
+}

@@ -1,0 +1,156 @@
+"""Inference convolutions on oneDNN's fused primitives, weights prepacked once.
+
+``FusedConv2d`` computes ``act(conv(x) + other)`` (BatchNorm folded into the weight and
+bias beforehand, ``other`` optional) in one call of ``torch.ops.mkldnn._convolution_pointwise``,
+the op inductor emits under ``freezing``: the activation is applied while each output tile
+is still in registers. A per-channel PReLU, which that op cannot fuse, follows as one
+in-place pass (``torch.ops.pyimg.prelu_channels_``). ``FusedConvTranspose2d`` is the
+transposed convolution on ``_convolution_transpose_pointwise``.
+
+The weight is reordered to oneDNN's blocked layout at construction (for the weight alone:
+the layout oneDNN picks does not depend on the input's size), so a call does no reorder.
+These modules hold a frozen copy: editing the source model afterwards does not reach them.
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pyimg import _extension
+from pyimg.inference import few_outputs, meta
+from pyimg.inference.epilogue import IDENTITY, Activation
+
+meta.register_missing()
+
+# The unary post-ops oneDNN applies after a fused sum (torch's binary op accepts no others).
+_AFTER_ADD = ("none", "relu")
+
+
+def _pair(value) -> list[int]:
+    return [int(v) for v in value] if isinstance(value, (tuple, list)) else [int(value)] * 2
+
+
+def prelu_channels_(y: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """PReLU with one weight per channel of y, in place (pyimg's kernel; stock without it)."""
+    if _extension.loaded():
+        return torch.ops.pyimg.prelu_channels_(y, weight)
+    return y.copy_(F.prelu(y, weight.to(y.dtype)))
+
+
+class FusedConv2d(nn.Module):
+    """``act(conv2d(x, weight, bias, stride, padding, dilation, groups) [+ other])`` in ``dtype``
+    with channels_last output. ``add=True`` takes ``other`` (the output's shape) in forward;
+    ``act`` after a sum may only be none or relu (oneDNN's fused sum), and a ``other`` that
+    does not match the output's shape is added after the fact (stock broadcasting)."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, stride=1, padding=0,
+                 dilation=1, groups: int = 1, act: Activation = IDENTITY, add: bool = False,
+                 dtype: torch.dtype = torch.float32):
+        super().__init__()
+        if add and (act.attr not in _AFTER_ADD or act.prelu_weight is not None):
+            raise ValueError(f"a fused sum takes no {act.attr!r} activation after it; "
+                             f"expected one of {_AFTER_ADD}")
+        self.stride, self.padding = _pair(stride), _pair(padding)
+        self.dilation, self.groups = _pair(dilation), int(groups)
+        self.kernel_size = list(weight.shape[2:])
+        self.in_channels, self.out_channels = weight.shape[1] * groups, weight.shape[0]
+        self.act, self.add, self.dtype = act, add, dtype
+        with torch.no_grad():
+            self.weight = torch.ops.mkldnn._reorder_convolution_weight(
+                weight.detach().to(dtype).contiguous(), self.padding, self.stride,
+                self.dilation, self.groups)
+            # fp32 bias: oneDNN adds it to the fp32 accumulator before rounding to bf16; the
+            # fused sum takes only a bias of the input's dtype.
+            self.bias = None if bias is None else bias.detach().float().clone()
+            self.sum_bias = None if bias is None else bias.detach().to(dtype).clone()
+            self.prelu_weight = act.prelu_weight
+            # A last layer of at most 4 channels runs on pyimg's own kernel (few_outputs.py).
+            self.few_outputs_weight = few_outputs.pack(weight, dtype) if self._few_outputs_fit(
+                act, add) else None
+
+    def with_epilogue(self, act: Activation, add: bool) -> "FusedConv2d":
+        """The same convolution (sharing the packed weight) with the epilogue act, add."""
+        if add and (act.attr not in _AFTER_ADD or act.prelu_weight is not None):
+            raise ValueError(f"a fused sum takes no {act.attr!r} activation after it")
+        fused = FusedConv2d.__new__(FusedConv2d)
+        nn.Module.__init__(fused)
+        fused.__dict__.update({k: v for k, v in self.__dict__.items() if not k.startswith("_")})
+        fused.act, fused.add, fused.prelu_weight = act, add, act.prelu_weight
+        if not fused._few_outputs_fit(act, add):
+            fused.few_outputs_weight = None
+        return fused
+
+    def _few_outputs_fit(self, act: Activation, add: bool) -> bool:
+        return few_outputs.fits(self.out_channels, self.in_channels, self.stride, self.dilation,
+                                self.groups, act, add)
+
+    def _output_size(self, x: torch.Tensor) -> list[int]:
+        size = [x.shape[0], self.out_channels]
+        for i in range(2):
+            extent = self.dilation[i] * (self.kernel_size[i] - 1) + 1
+            size.append((x.shape[2 + i] + 2 * self.padding[i] - extent) // self.stride[i] + 1)
+        return size
+
+    def forward(self, x: torch.Tensor, other: torch.Tensor | None = None) -> torch.Tensor:
+        x = x.contiguous(memory_format=torch.channels_last)
+        act = self.act
+        if self.few_outputs_weight is not None:
+            return few_outputs.conv(x, self.few_outputs_weight, self.bias, self.out_channels,
+                                    self.padding, act)
+        geometry = (self.padding, self.stride, self.dilation, self.groups)
+        if self.add and list(other.shape) == self._output_size(x) and other.dtype == x.dtype:
+            other = other.contiguous(memory_format=torch.channels_last)
+            return torch.ops.mkldnn._convolution_pointwise.binary(
+                x, other, self.weight, self.sum_bias, *geometry, "add", None,
+                None if act.attr == "none" else act.attr, [], None)
+        y = torch.ops.mkldnn._convolution_pointwise(
+            x, self.weight, self.bias, *geometry, "none" if self.add else act.attr,
+            act.scalars, act.algorithm)
+        if self.add:
+            y = y + other
+            return y if act.attr == "none" else torch.relu_(y)
+        if self.prelu_weight is not None:
+            y = prelu_channels_(y, self.prelu_weight)
+        return y
+
+    def extra_repr(self) -> str:
+        text = (f"{self.in_channels}, {self.out_channels}, kernel_size={tuple(self.kernel_size)}"
+                f", stride={tuple(self.stride)}, padding={tuple(self.padding)}")
+        if self.dilation != [1, 1]:
+            text += f", dilation={tuple(self.dilation)}"
+        if self.groups != 1:
+            text += f", groups={self.groups}"
+        if self.add:
+            text += ", add"
+        if not self.act.is_identity:
+            text += ", act=" + ("prelu" if self.prelu_weight is not None else self.act.attr)
+        return text + f", dtype={self.dtype}"
+
+
+class FusedConvTranspose2d(nn.Module):
+    """``act(conv_transpose2d(x, ...))`` with the weight prepacked, channels_last output."""
+
+    def __init__(self, conv: nn.ConvTranspose2d, act: Activation = IDENTITY,
+                 dtype: torch.dtype = torch.float32):
+        super().__init__()
+        if act.prelu_weight is not None:
+            raise ValueError("a per-channel PReLU does not fuse into a transposed convolution")
+        self.stride, self.padding = _pair(conv.stride), _pair(conv.padding)
+        self.output_padding, self.dilation = _pair(conv.output_padding), _pair(conv.dilation)
+        self.groups, self.act, self.dtype = conv.groups, act, dtype
+        self.in_channels, self.out_channels = conv.in_channels, conv.out_channels
+        with torch.no_grad():
+            self.weight = torch.ops.mkldnn._reorder_convolution_transpose_weight(
+                conv.weight.detach().to(dtype).contiguous(), self.padding, self.output_padding,
+                self.stride, self.dilation, self.groups)
+            self.bias = None if conv.bias is None else conv.bias.detach().float().clone()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.contiguous(memory_format=torch.channels_last)
+        return torch.ops.mkldnn._convolution_transpose_pointwise(
+            x, self.weight, self.bias, self.padding, self.output_padding, self.stride,
+            self.dilation, self.groups, self.act.attr, self.act.scalars, self.act.algorithm)
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, stride={tuple(self.stride)}, "
+                f"padding={tuple(self.padding)}, dtype={self.dtype}")
