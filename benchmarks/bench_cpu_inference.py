@@ -23,9 +23,13 @@ Providers, each fed an fp32 batch and timed from that input to its output, no au
   output returned in it; pyimg_compiled: torch.compile of the fp32 optimized model.
 
 Timing: after warm-up, rounds of one call per provider in turn (so every provider sees the
-same background load), until each case's time budget is spent; p20 and p50 per provider
-over its rounds. The load of other processes (cores' worth of CPU time, from /proc/stat)
-is recorded per case. Writes cpu_inference_<device>.md and .csv to --out.
+same background load; each round starts one provider later, so that no provider always
+runs right after another's spinning threads), until each case's time budget is spent (3
+rounds at least); p20 and p50 per provider over its rounds. --threads 1 --cpu-time times
+each call by the calling thread's CPU time instead: the work each provider does, which
+other processes' load hardly changes. The load of other processes (cores' worth of CPU
+time, from /proc/stat) is recorded per case. Writes cpu_inference_<device>.md and .csv to
+--out (cpu_inference_1thread_cpu_time_<device> with --cpu-time).
 """
 
 import argparse
@@ -80,20 +84,33 @@ CASES = (
 )
 
 
+def _onnx_model(stock: torch.nn.Module, x: torch.Tensor) -> bytes:
+    """The TorchScript-based exporter's model, or the dynamo-based one where the first fails
+    (stock max_unpool2d without an output size does not trace)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for dynamo in (False, True):
+            buffer = io.BytesIO()
+            try:
+                torch.onnx.export(stock, (x,), buffer, dynamo=dynamo, opset_version=18,
+                                  input_names=["x"])
+                return buffer.getvalue()
+            except Exception as error:  # the other exporter may still work
+                if dynamo:
+                    raise
+                print(f"  TorchScript ONNX export failed ({type(error).__name__}); trying "
+                      "the dynamo exporter", flush=True)
+    raise AssertionError("unreachable")
+
+
 def _onnxruntime_session(stock: torch.nn.Module, x: torch.Tensor):
     import onnxruntime
 
-    buffer = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(stock, (x,), buffer, dynamo=False, opset_version=17,
-                          input_names=["x"])
+    model = _onnx_model(stock, x)
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-    session = onnxruntime.InferenceSession(buffer.getvalue(), options,
-                                           providers=["CPUExecutionProvider"])
-    return session
+    return onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
 
 def _compiled(model: torch.nn.Module, example: torch.Tensor):
@@ -107,7 +124,8 @@ def _compiled(model: torch.nn.Module, example: torch.Tensor):
     return compiled
 
 
-def providers(case: Case, batch: int, include_bf16: bool) -> dict[str, Callable[[], object]]:
+def providers(case: Case, batch: int, include_bf16: bool,
+              reuse_memory: bool) -> dict[str, Callable[[], object]]:
     """The timed calls of one (case, batch), each closing over its own model and input."""
     torch.manual_seed(0)
     model = randomize_batch_norm(case.build().eval())
@@ -123,10 +141,11 @@ def providers(case: Case, batch: int, include_bf16: bool) -> dict[str, Callable[
     compiled = _compiled(stock_cl, x_cl)
     calls["compile_freezing"] = lambda: compiled(x_cl)
     session = _onnxruntime_session(stock, x)
-    x_numpy = x.numpy()
-    calls["onnxruntime"] = lambda: session.run(None, {"x": x_numpy})
-    fast = optimize_for_inference(model, dtype=torch.float32)
+    feed = {session.get_inputs()[0].name: x.numpy()}
+    calls["onnxruntime"] = lambda: session.run(None, feed)
+    fast = optimize_for_inference(model, dtype=torch.float32, reuse_memory=reuse_memory)
     calls["pyimg"] = lambda: fast(x)
+    torch._dynamo.reset()
     fast_compiled = torch.compile(fast)
     fast_compiled(x)
     calls["pyimg_compiled"] = lambda: fast_compiled(x)
@@ -136,14 +155,17 @@ def providers(case: Case, batch: int, include_bf16: bool) -> dict[str, Callable[
         stock_bf16 = stock_bf16.to(torch.bfloat16, memory_format=torch.channels_last)
         compiled_bf16 = _compiled(stock_bf16, x_cl.bfloat16())
         calls["compile_freezing_bf16"] = lambda: compiled_bf16(x_cl.bfloat16()).float()
-        fast_bf16 = optimize_for_inference(model, dtype=torch.bfloat16)
+        fast_bf16 = optimize_for_inference(model, dtype=torch.bfloat16,
+                                           reuse_memory=reuse_memory)
         calls["pyimg_bf16"] = lambda: fast_bf16(x)
     return calls
 
 
 def interleaved(calls: dict[str, Callable[[], object]], budget_s: float, quick: bool,
-                warmup: int = 2) -> tuple[dict[str, list[float]], float | None]:
-    """Per provider, its call's seconds in each round; and the other processes' load."""
+                clock: Callable[[], float], warmup: int = 2
+                ) -> tuple[dict[str, list[float]], float | None]:
+    """Per provider, its call's seconds (by clock) in each round; and the other processes'
+    load."""
     with torch.no_grad():
         estimate = {}
         for name, call in calls.items():
@@ -153,14 +175,17 @@ def interleaved(calls: dict[str, Callable[[], object]], budget_s: float, quick: 
             call()
             estimate[name] = time.perf_counter() - start
         per_round = sum(estimate.values())
-        rounds = max(3 if quick else 5, min(40, int(budget_s / per_round)))
+        rounds = max(3, min(40, int(budget_s / per_round)))
         samples: dict[str, list[float]] = {name: [] for name in calls}
         ticks, wall = timing._others_busy_ticks(), time.perf_counter()
-        for _ in range(rounds):
-            for name, call in calls.items():
-                start = time.perf_counter()
+        order = list(calls.items())
+        for r in range(rounds):
+            # Each round starts one provider later: a provider's spinning worker threads
+            # (onnxruntime's pool, OpenMP) slow whichever runs next, so no one always follows.
+            for name, call in order[r % len(order):] + order[:r % len(order)]:
+                start = clock()
                 call()
-                samples[name].append(time.perf_counter() - start)
+                samples[name].append(clock() - start)
         load = timing._others_load(ticks, timing._others_busy_ticks(),
                                    time.perf_counter() - wall)
     return samples, load
@@ -170,12 +195,13 @@ def _quantile(values: list[float], q: float) -> float:
     return float(torch.tensor(values, dtype=torch.float64).quantile(q))
 
 
-def run_case(case: Case, batch: int, include_bf16: bool, quick: bool) -> list[dict]:
+def run_case(case: Case, batch: int, include_bf16: bool, reuse_memory: bool, quick: bool,
+             clock: Callable[[], float]) -> list[dict]:
     label = f"{case.name} b{batch} {'x'.join(map(str, case.shape))}"
     print(f"{label}: building providers", flush=True)
-    calls = providers(case, batch, include_bf16)
+    calls = providers(case, batch, include_bf16, reuse_memory)
     load_before = os.getloadavg()[0]
-    samples, other_load = interleaved(calls, case.budget_s / (4 if quick else 1), quick)
+    samples, other_load = interleaved(calls, case.budget_s / (4 if quick else 1), quick, clock)
     rows = []
     p50 = {name: _quantile(times, 0.5) for name, times in samples.items()}
     for name, times in samples.items():
@@ -238,8 +264,8 @@ def all_rows(rows: list[dict]) -> str:
 
 
 def write(out_dir: Path, env: timing.Environment, rows: list[dict], quick: bool,
-          notes: list[str]) -> Path:
-    md_path, csv_path = timing.result_paths(out_dir, OP, env)
+          notes: list[str], name: str) -> Path:
+    md_path, csv_path = timing.result_paths(out_dir, name, env)
     sections = [f"# CPU inference{' (quick)' * quick}", timing.environment_lines(env),
                 f"torch threads: {torch.get_num_threads()}; native bf16: "
                 f"{native_bf16_missing() or 'yes'}", *notes,
@@ -261,8 +287,20 @@ def main() -> int:
     parser.add_argument("--cases", default=",".join(c.name for c in CASES))
     parser.add_argument("--batches", default="1,8")
     parser.add_argument("--no-bf16", action="store_true")
+    parser.add_argument("--no-reuse-memory", action="store_true",
+                        help="optimize_for_inference(reuse_memory=False): no provider gets "
+                        "pyimg's allocator")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads(),
+                        help="torch's and onnxruntime's intra-op threads")
+    parser.add_argument("--cpu-time", action="store_true",
+                        help="with --threads 1: time each call by the CPU time of the calling "
+                        "thread, which other processes' load does not inflate")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
+    if args.cpu_time and args.threads != 1:
+        parser.error("--cpu-time needs --threads 1 (the other threads' time is not counted)")
+    torch.set_num_threads(args.threads)
+    clock = time.thread_time if args.cpu_time else time.perf_counter
     wanted = args.cases.split(",")
     unknown = set(wanted) - {c.name for c in CASES}
     if unknown:
@@ -275,10 +313,18 @@ def main() -> int:
         if case.name not in wanted:
             continue
         for batch in map(int, args.batches.split(",")):
-            rows += run_case(case, batch, include_bf16, args.quick)
-    notes = [f"load average at the end: {os.getloadavg()[0]:.2f}; "
+            rows += run_case(case, batch, include_bf16, not args.no_reuse_memory, args.quick,
+                             clock)
+    reuse = ("pyimg's reuse allocator (optimize_for_inference(reuse_memory=True)) is "
+             "process-wide, so it also served the other providers' large allocations: the "
+             "comparison is conservative for pyimg" if not args.no_reuse_memory else
+             "run with --no-reuse-memory: every provider on the default allocator")
+    notes = [reuse, f"load average at the end: {os.getloadavg()[0]:.2f}; "
              f"pyimg memory cache: {cpu_memory_cache_info()}"]
-    path = write(args.out, env, rows, args.quick, notes)
+    if args.cpu_time:
+        notes.insert(0, "times: CPU time of the calling thread, one thread per provider")
+    path = write(args.out, env, rows, args.quick, notes, OP + ("_1thread_cpu_time"
+                                                                 if args.cpu_time else ""))
     print(f"wrote {path}")
     return 0
 

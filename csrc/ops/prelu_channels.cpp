@@ -4,6 +4,7 @@
 
 TORCH_LIBRARY_FRAGMENT(pyimg, m) {
   // x = x < 0 ? weight[c] * x : x for each channel c, in place; weight has C or 1 values
-  // (float32). x is contiguous NCHW or channels_last.
-  m.def("prelu_channels_(Tensor(a!) x, Tensor weight) -> Tensor(a!)");
+  // (float32). x is contiguous NCHW or channels_last. Returns nothing, so that
+  // torch.compile can functionalize it (it does not take custom ops returning an alias).
+  m.def("prelu_channels_(Tensor(a!) x, Tensor weight) -> ()");
 }

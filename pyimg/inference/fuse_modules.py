@@ -108,7 +108,7 @@ def _replacement(module: nn.Module, dtype: torch.dtype) -> nn.Module | None:
         return fused_conv(module, None, IDENTITY, dtype)
     if type(module) in (nn.ConvTranspose2d, pnn.ConvTranspose2d) and \
             module.padding_mode == "zeros":
-        return FusedConvTranspose2d(module, IDENTITY, dtype)
+        return FusedConvTranspose2d(module, dtype)
     if type(module) in (nn.PixelShuffle, pnn.PixelShuffle):
         return PixelShuffle(module.upscale_factor)
     return None

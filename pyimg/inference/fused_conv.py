@@ -4,12 +4,10 @@
 bias beforehand, ``other`` optional) in one call of ``torch.ops.mkldnn._convolution_pointwise``,
 the op inductor emits under ``freezing``: the activation is applied while each output tile
 is still in registers. A per-channel PReLU, which that op cannot fuse, follows as one
-in-place pass (``torch.ops.pyimg.prelu_channels_``). ``FusedConvTranspose2d`` is the
-transposed convolution on ``_convolution_transpose_pointwise``.
-
-The weight is reordered to oneDNN's blocked layout at construction (for the weight alone:
-the layout oneDNN picks does not depend on the input's size), so a call does no reorder.
-These modules hold a frozen copy: editing the source model afterwards does not reach them.
+in-place pass (``torch.ops.pyimg.prelu_channels_``); a last layer of at most 4 channels runs
+on pyimg's own kernel (few_outputs.py). ``FusedConvTranspose2d`` is the transposed
+convolution. These modules hold a frozen copy: editing the source model afterwards does not
+reach them.
 """
 
 import torch
@@ -17,10 +15,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from pyimg import _extension
-from pyimg.inference import few_outputs, meta
+from pyimg.inference import few_outputs, onednn, winograd
 from pyimg.inference.epilogue import IDENTITY, Activation
-
-meta.register_missing()
 
 # The unary post-ops oneDNN applies after a fused sum (torch's binary op accepts no others).
 _AFTER_ADD = ("none", "relu")
@@ -32,9 +28,16 @@ def _pair(value) -> list[int]:
 
 def prelu_channels_(y: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """PReLU with one weight per channel of y, in place (pyimg's kernel; stock without it)."""
-    if _extension.loaded():
-        return torch.ops.pyimg.prelu_channels_(y, weight)
-    return y.copy_(F.prelu(y, weight.to(y.dtype)))
+    if not _extension.loaded():
+        return y.copy_(F.prelu(y, weight.to(y.dtype)))
+    torch.ops.pyimg.prelu_channels_(y, weight)
+    return y
+
+
+if _extension.loaded():
+    @torch.library.register_fake("pyimg::prelu_channels_")
+    def _(x, weight):
+        return None
 
 
 class FusedConv2d(nn.Module):
@@ -56,17 +59,20 @@ class FusedConv2d(nn.Module):
         self.in_channels, self.out_channels = weight.shape[1] * groups, weight.shape[0]
         self.act, self.add, self.dtype = act, add, dtype
         with torch.no_grad():
-            self.weight = torch.ops.mkldnn._reorder_convolution_weight(
-                weight.detach().to(dtype).contiguous(), self.padding, self.stride,
-                self.dilation, self.groups)
+            self.weight = weight.detach().to(dtype).contiguous()
+            self.packed = onednn.pack(self.weight, self.padding, self.stride, self.dilation,
+                                      self.groups)
             # fp32 bias: oneDNN adds it to the fp32 accumulator before rounding to bf16; the
             # fused sum takes only a bias of the input's dtype.
             self.bias = None if bias is None else bias.detach().float().clone()
             self.sum_bias = None if bias is None else bias.detach().to(dtype).clone()
             self.prelu_weight = act.prelu_weight
-            # A last layer of at most 4 channels runs on pyimg's own kernel (few_outputs.py).
+            # pyimg's own kernels where they beat oneDNN: a last layer of at most 4 channels
+            # (few_outputs.py), fp32 3x3 convolutions by Winograd's algorithm (winograd.py).
             self.few_outputs_weight = few_outputs.pack(weight, dtype) if self._few_outputs_fit(
                 act, add) else None
+            self.winograd_weight = winograd.pack(weight) if self._winograd_fits(act, add) \
+                else None
 
     def with_epilogue(self, act: Activation, add: bool) -> "FusedConv2d":
         """The same convolution (sharing the packed weight) with the epilogue act, add."""
@@ -78,11 +84,17 @@ class FusedConv2d(nn.Module):
         fused.act, fused.add, fused.prelu_weight = act, add, act.prelu_weight
         if not fused._few_outputs_fit(act, add):
             fused.few_outputs_weight = None
+        if not fused._winograd_fits(act, add):
+            fused.winograd_weight = None
         return fused
 
     def _few_outputs_fit(self, act: Activation, add: bool) -> bool:
         return few_outputs.fits(self.out_channels, self.in_channels, self.stride, self.dilation,
                                 self.groups, act, add)
+
+    def _winograd_fits(self, act: Activation, add: bool) -> bool:
+        return winograd.fits(self.out_channels, self.in_channels, self.kernel_size, self.stride,
+                             self.dilation, self.groups, act, add, self.dtype)
 
     def _output_size(self, x: torch.Tensor) -> list[int]:
         size = [x.shape[0], self.out_channels]
@@ -98,14 +110,17 @@ class FusedConv2d(nn.Module):
             return few_outputs.conv(x, self.few_outputs_weight, self.bias, self.out_channels,
                                     self.padding, act)
         geometry = (self.padding, self.stride, self.dilation, self.groups)
-        if self.add and list(other.shape) == self._output_size(x) and other.dtype == x.dtype:
+        fused_sum = self.add and list(other.shape) == self._output_size(x) and \
+            other.dtype == x.dtype
+        if self.winograd_weight is not None and (fused_sum or not self.add):
+            return winograd.conv(x, self.winograd_weight, self.bias, self.padding, act,
+                                 other if fused_sum else None)
+        if fused_sum:
             other = other.contiguous(memory_format=torch.channels_last)
-            return torch.ops.mkldnn._convolution_pointwise.binary(
-                x, other, self.weight, self.sum_bias, *geometry, "add", None,
-                None if act.attr == "none" else act.attr, [], None)
-        y = torch.ops.mkldnn._convolution_pointwise(
-            x, self.weight, self.bias, *geometry, "none" if self.add else act.attr,
-            act.scalars, act.algorithm)
+            return onednn.conv2d(x, self.packed, self.weight, self.sum_bias, other, *geometry,
+                                 act.attr, [], "")
+        y = onednn.conv2d(x, self.packed, self.weight, self.bias, None, *geometry,
+                          "none" if self.add else act.attr, act.scalars, act.algorithm)
         if self.add:
             y = y + other
             return y if act.attr == "none" else torch.relu_(y)
@@ -124,32 +139,36 @@ class FusedConv2d(nn.Module):
             text += ", add"
         if not self.act.is_identity:
             text += ", act=" + ("prelu" if self.prelu_weight is not None else self.act.attr)
-        return text + f", dtype={self.dtype}"
+        return text + f", dtype={self.dtype}, kernel={self.kernel}"
+
+    @property
+    def kernel(self) -> str:
+        """Which implementation runs: few_outputs, winograd (pyimg's) or onednn."""
+        if self.few_outputs_weight is not None:
+            return "few_outputs"
+        return "winograd" if self.winograd_weight is not None else "onednn"
 
 
 class FusedConvTranspose2d(nn.Module):
-    """``act(conv_transpose2d(x, ...))`` with the weight prepacked, channels_last output."""
+    """``conv_transpose2d(x, ...)`` with the weight prepacked, channels_last output."""
 
-    def __init__(self, conv: nn.ConvTranspose2d, act: Activation = IDENTITY,
-                 dtype: torch.dtype = torch.float32):
+    def __init__(self, conv: nn.ConvTranspose2d, dtype: torch.dtype = torch.float32):
         super().__init__()
-        if act.prelu_weight is not None:
-            raise ValueError("a per-channel PReLU does not fuse into a transposed convolution")
         self.stride, self.padding = _pair(conv.stride), _pair(conv.padding)
         self.output_padding, self.dilation = _pair(conv.output_padding), _pair(conv.dilation)
-        self.groups, self.act, self.dtype = conv.groups, act, dtype
+        self.groups, self.dtype = conv.groups, dtype
         self.in_channels, self.out_channels = conv.in_channels, conv.out_channels
         with torch.no_grad():
-            self.weight = torch.ops.mkldnn._reorder_convolution_transpose_weight(
-                conv.weight.detach().to(dtype).contiguous(), self.padding, self.output_padding,
-                self.stride, self.dilation, self.groups)
+            self.weight = conv.weight.detach().to(dtype).contiguous()
+            self.packed = onednn.pack(self.weight, self.padding, self.stride, self.dilation,
+                                      self.groups, True, self.output_padding)
             self.bias = None if conv.bias is None else conv.bias.detach().float().clone()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.contiguous(memory_format=torch.channels_last)
-        return torch.ops.mkldnn._convolution_transpose_pointwise(
-            x, self.weight, self.bias, self.padding, self.output_padding, self.stride,
-            self.dilation, self.groups, self.act.attr, self.act.scalars, self.act.algorithm)
+        return onednn.conv_transpose2d(x, self.packed, self.weight, self.bias, self.padding,
+                                       self.output_padding, self.stride, self.dilation,
+                                       self.groups)
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, stride={tuple(self.stride)}, "

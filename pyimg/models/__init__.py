@@ -1,9 +1,12 @@
 """The model zoo: image-to-image networks built from ``pyimg.nn``, each faithful to its paper
 (see the class docstrings for the paper, the configuration and the input-size rule).
 
-``create(name, **kwargs)`` builds one by name, ``list_models()`` lists them.
+``create(name, **kwargs)`` builds one by name, ``list_models()`` lists them;
+``optimize_for_inference(model)`` (from ``pyimg.inference``) prepares one for fast CPU
+inference.
 """
 
+from pyimg.inference import optimize_for_inference
 from pyimg.models._registry import create, list_models
 from pyimg.models.colorization import ColorizationNet
 from pyimg.models.fcn import FCN8s, FCN16s, FCN32s
@@ -36,4 +39,5 @@ __all__ = [
     "UNet",
     "create",
     "list_models",
+    "optimize_for_inference",
 ]

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pyimg.inference import epilogue, few_outputs
+from pyimg.inference import epilogue, few_outputs, winograd
 from pyimg.inference.capability import onednn_missing
 from pyimg.inference.fuse_modules import fused_conv
 from pyimg.inference.fused_conv import FusedConvTranspose2d, prelu_channels_
@@ -123,7 +123,7 @@ def test_wrong_channel_count_is_an_error():
 def test_conv_transpose(batch, dtype):
     torch.manual_seed(0)
     conv = nn.ConvTranspose2d(6, 4, 2, stride=2).eval()
-    fused = FusedConvTranspose2d(conv, dtype=dtype)
+    fused = FusedConvTranspose2d(conv, dtype)
     x = torch.randn(batch, 6, 5, 7)
     with torch.no_grad():
         expected, actual = conv(x), fused(x.to(dtype))
@@ -172,3 +172,41 @@ def test_few_outputs_kernel(shape, act_name, dtype):
     # the last: the smallest input the kernel fits, every output pixel a border pixel
     for size in ((0, 7, 13), (1, 7, 13), (2, max(k - 2 * p, 1), k + 1)):
         _check(stock, fused, torch.randn(size[0], c_in, *size[1:]), dtype)
+
+
+WINOGRAD = [(16, 16, 1), (64, 32, 1), (32, 48, 0), (16, 32, 2)]
+
+
+@pytest.mark.skipif(not winograd._cpu_fits(), reason="needs AVX-512 and pyimg's extension")
+@pytest.mark.parametrize("epilogue_name", ["none", "tanh", "prelu_c", "leaky_relu", "sum",
+                                           "sum+relu"])
+@pytest.mark.parametrize("shape", WINOGRAD, ids=lambda s: "{}-{}-p{}".format(*s))
+def test_winograd_kernel(shape, epilogue_name):
+    # F(2x2, 3x3): odd sizes (partial tiles), patches reaching past every border, batch 0-2.
+    c_in, c_out, p = shape
+    torch.manual_seed(0)
+    conv = nn.Conv2d(c_in, c_out, 3, padding=p)
+    act = {"none": None, "tanh": nn.Tanh(), "prelu_c": nn.PReLU(c_out, 0.2),
+           "leaky_relu": nn.LeakyReLU(0.3), "sum": None, "sum+relu": nn.ReLU()}[epilogue_name]
+    post = epilogue.IDENTITY if act is None else epilogue.from_module(act)
+    add = epilogue_name.startswith("sum")
+    fused = fused_conv(conv, None, post, torch.float32, add=add)
+    assert fused.kernel == "winograd"
+    stock = nn.Sequential(conv, *(m for m in (act,) if m is not None)).eval()
+    for size in ((0, 7, 13), (1, 7, 13), (2, 3 - 2 * p if p < 2 else 1, 4), (1, 16, 9)):
+        x = torch.randn(size[0], c_in, *size[1:])
+        out = [size[0], c_out, size[1] + 2 * p - 2, size[2] + 2 * p - 2]
+        _check(stock, fused, x, torch.float32, torch.randn(out) if add else None)
+
+
+@pytest.mark.skipif(not winograd._cpu_fits(), reason="needs AVX-512 and pyimg's extension")
+def test_winograd_op_takes_bf16():
+    # The op computes bf16 inputs in fp32 (the CPU path routes bf16 to oneDNN instead).
+    torch.manual_seed(0)
+    conv = nn.Conv2d(32, 16, 3, padding=1)
+    x = torch.randn(2, 32, 9, 11).bfloat16()
+    y = torch.ops.pyimg.conv2d_winograd(x, winograd.pack(conv.weight), conv.bias.detach(),
+                                        [1, 1], "none", 0.0, None, None)
+    with torch.no_grad():
+        expected = conv(x.float())
+    torch.testing.assert_close(y.float(), expected, **TOLERANCE[torch.bfloat16])

@@ -180,9 +180,15 @@ def test_bad_inputs_give_clear_errors():
         optimize_for_inference(lambda x: x)
 
 
-def test_compiled_optimized_model_matches():
-    model = _build(ZOO["srresnet"][0])
-    fast = optimize_for_inference(model, dtype=torch.float32)
-    x = torch.rand(1, 3, 11, 13)
+def _up_conv():
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.ConvTranspose2d(8, 4, 2, 2))
+
+
+@pytest.mark.parametrize("name", ["srresnet", "srvgg", "up_conv"])
+def test_compiled_optimized_model_matches(name):
+    # residual sums, per-channel PReLU, transposed convolutions: one graph, same numbers
+    builder, shape = {**ZOO, **USER, "up_conv": (_up_conv, (3, 9, 14))}[name]
+    fast = optimize_for_inference(_build(builder), dtype=torch.float32)
+    x = torch.rand(1, *shape)
     compiled = torch.compile(fast, fullgraph=True)
     torch.testing.assert_close(compiled(x), fast(x), rtol=1e-5, atol=1e-6)

@@ -18,27 +18,10 @@
 #include <torch/library.h>
 
 #include <algorithm>
-#include <cmath>
 #include <cstdint>
-#include <string>
 #include <type_traits>
 
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-#define PYIMG_HAVE_AVX512_KERNELS 1
-#define PYIMG_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma")))
-#define PYIMG_AVX512_BF16 \
-  __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,avx512bf16")))
-#endif
-
-#include "ops/activation.h"
-
-#if defined(__GNUC__) && !defined(__clang__)
-// GCC 12's AVX-512 headers start some intrinsics from _mm512_undefined_*(), which it then
-// reports as uninitialized where they are inlined.
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
+#include "ops/cpu/vec512.h"
 
 namespace pyimg {
 namespace {
@@ -47,22 +30,10 @@ struct Problem {
   int64_t N, H, W, CI, CO, CO4, KH, KW, ph, pw, Ho, Wo;
 };
 
-struct Epilogue {
-  Activation act;
-  float slope;
-  const float* bias;   // CO values or nullptr
-  const float* alpha;  // CO values (prelu) or nullptr
-};
+using vec512::Epilogue;
 
-inline float activate_scalar(float v, const Epilogue& e, int64_t co) {
-  if (e.bias != nullptr) v += e.bias[co];
-  switch (e.act) {
-    case Activation::kReLU: return v < 0.f ? 0.f : v;
-    case Activation::kLeakyReLU: return v < 0.f ? v * e.slope : v;
-    case Activation::kPReLU: return v < 0.f ? v * e.alpha[co] : v;
-    case Activation::kTanh: return std::tanh(v);
-    default: return v;
-  }
+inline float finish_scalar(float acc, const Epilogue& e, int64_t co) {
+  return vec512::activate_scalar(e.bias != nullptr ? acc + e.bias[co] : acc, e, co);
 }
 
 // The portable path: one output row (n, h), x channels_last, weight (KH, KW, CO4, CI).
@@ -85,65 +56,17 @@ void row_scalar(const T* x, const T* w, T* out, const Problem& p, const Epilogue
           }
         }
       }
-      out[((n * p.Ho + h) * p.Wo + ow) * p.CO + co] = static_cast<T>(activate_scalar(acc, e, co));
+      out[((n * p.Ho + h) * p.Wo + ow) * p.CO + co] = static_cast<T>(finish_scalar(acc, e, co));
     }
   }
 }
 
 #ifdef PYIMG_HAVE_AVX512_KERNELS
 
-// tanh as Eigen's rational approximation (13/6 on [-7.905, 7.905], identity below 4e-4):
-// within 4e-7 relative of tanh over all floats.
-PYIMG_AVX512 inline __m512 tanh16(__m512 x) {
-  const __m512 limit = _mm512_set1_ps(7.90531110763549805f);
-  const __m512 c = _mm512_max_ps(_mm512_min_ps(x, limit),
-                                 _mm512_sub_ps(_mm512_setzero_ps(), limit));
-  const __m512 x2 = _mm512_mul_ps(c, c);
-  __m512 num = _mm512_set1_ps(-2.76076847742355e-16f);
-  num = _mm512_fmadd_ps(x2, num, _mm512_set1_ps(2.00018790482477e-13f));
-  num = _mm512_fmadd_ps(x2, num, _mm512_set1_ps(-8.60467152213735e-11f));
-  num = _mm512_fmadd_ps(x2, num, _mm512_set1_ps(5.12229709037114e-08f));
-  num = _mm512_fmadd_ps(x2, num, _mm512_set1_ps(1.48572235717979e-05f));
-  num = _mm512_fmadd_ps(x2, num, _mm512_set1_ps(6.37261928875436e-04f));
-  num = _mm512_fmadd_ps(x2, num, _mm512_set1_ps(4.89352455891786e-03f));
-  num = _mm512_mul_ps(c, num);
-  __m512 den = _mm512_set1_ps(1.19825839466702e-06f);
-  den = _mm512_fmadd_ps(x2, den, _mm512_set1_ps(1.18534705686654e-04f));
-  den = _mm512_fmadd_ps(x2, den, _mm512_set1_ps(2.26843463243900e-03f));
-  den = _mm512_fmadd_ps(x2, den, _mm512_set1_ps(4.89352518554385e-03f));
-  const __m512 r = _mm512_div_ps(num, den);
-  const __mmask16 tiny =
-      _mm512_cmp_ps_mask(_mm512_abs_ps(x), _mm512_set1_ps(0.0004f), _CMP_LT_OQ);
-  // x itself where tiny, and NaN (which the clamp above would have turned into a number)
-  const __mmask16 keep = tiny | _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
-  return _mm512_mask_blend_ps(keep, r, x);
-}
+using vec512::load16;
 
-// v + bias, then the activation; bias and slope hold each lane's values.
-PYIMG_AVX512 inline __m512 epilogue16(__m512 v, Activation act, __m512 bias, __m512 slope) {
-  v = _mm512_add_ps(v, bias);
-  switch (act) {
-    case Activation::kReLU: return _mm512_max_ps(v, _mm512_setzero_ps());
-    case Activation::kLeakyReLU:
-    case Activation::kPReLU: {
-      const __mmask16 negative = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LT_OQ);
-      return _mm512_mask_mul_ps(v, negative, v, slope);
-    }
-    case Activation::kTanh: return tanh16(v);
-    default: return v;
-  }
-}
-
-PYIMG_AVX512 inline __m512 load16(const float* p) { return _mm512_loadu_ps(p); }
-
-PYIMG_AVX512 inline __m512 load16(const c10::BFloat16* p) {
-  const __m512i wide =
-      _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
-  return _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));
-}
-
-// Round to nearest even; NaN stays NaN.
-PYIMG_AVX512 inline __m128i round_to_bf16(__m128 v) {
+// 4 lanes rounded to bf16 (nearest even; NaN stays NaN).
+PYIMG_AVX512 inline __m128i round4_to_bf16(__m128 v) {
   __m128i bits = _mm_castps_si128(v);
   const __m128i lsb = _mm_and_si128(_mm_srli_epi32(bits, 16), _mm_set1_epi32(1));
   bits = _mm_add_epi32(bits, _mm_add_epi32(lsb, _mm_set1_epi32(0x7FFF)));
@@ -158,7 +81,7 @@ PYIMG_AVX512 inline void store4(float* p, __m128 v, int count) {
 }
 
 PYIMG_AVX512 inline void store4(c10::BFloat16* p, __m128 v, int count) {
-  _mm_mask_storeu_epi16(p, static_cast<__mmask8>((1u << count) - 1), round_to_bf16(v));
+  _mm_mask_storeu_epi16(p, static_cast<__mmask8>((1u << count) - 1), round4_to_bf16(v));
 }
 
 // Lane k of the result is the sum of a[k]'s 16 lanes.
@@ -195,8 +118,9 @@ PYIMG_AVX512 inline __m512 channel_lanes(const float* values, int64_t co0, int64
 template <typename T>
 PYIMG_AVX512 void finish_block(const __m512 acc[16], T* out, const Problem& p,
                                const Epilogue& e, int64_t co0) {
-  const __m512 r = epilogue16(reduce16(acc), e.act, channel_lanes(e.bias, co0, p.CO, 0.f),
-                              channel_lanes(e.alpha, co0, p.CO, e.slope));
+  const __m512 r = vec512::activate16(
+      _mm512_add_ps(reduce16(acc), channel_lanes(e.bias, co0, p.CO, 0.f)), e.act,
+      channel_lanes(e.alpha, co0, p.CO, e.slope));
   const int count = static_cast<int>(std::min<int64_t>(4, p.CO - co0));
   store4(out + co0, _mm512_extractf32x4_ps(r, 0), count);
   store4(out + p.CO + co0, _mm512_extractf32x4_ps(r, 1), count);
@@ -282,7 +206,7 @@ PYIMG_AVX512 void pixel(const T* x, const T* w, T* out, const Problem& p, const 
         }
       }
     }
-    o[co] = static_cast<T>(activate_scalar(_mm512_reduce_add_ps(acc), e, co));
+    o[co] = static_cast<T>(finish_scalar(_mm512_reduce_add_ps(acc), e, co));
   }
 }
 
@@ -302,15 +226,6 @@ PYIMG_AVX512 void row_avx512(const T* x, const T* w, T* out, const Problem& p, c
   for (; ow < p.Wo; ++ow) pixel(x, w, out, p, e, n, h, ow, i0, i1);
 }
 
-bool cpu_has(const char* feature) {
-  __builtin_cpu_init();
-  if (std::string(feature) == "avx512") {
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
-  }
-  return __builtin_cpu_supports("avx512bf16");
-}
-
 #endif  // PYIMG_HAVE_AVX512_KERNELS
 
 template <typename T>
@@ -322,10 +237,9 @@ void run(const T* x, const T* w, T* out, const Problem& p, const Epilogue& e) {
     });
   };
 #ifdef PYIMG_HAVE_AVX512_KERNELS
-  static const bool avx512 = cpu_has("avx512"), bf16_dot = avx512 && cpu_has("avx512bf16");
-  if (avx512) {
+  if (vec512::cpu_has_avx512()) {
     if constexpr (std::is_same_v<T, c10::BFloat16>) {
-      if (bf16_dot && p.CI % 32 == 0) {
+      if (vec512::cpu_has_avx512_bf16() && p.CI % 32 == 0) {
         each_row([&](int64_t n, int64_t h) { row_avx512(x, w, out, p, e, n, h, block_dot); });
         return;
       }

@@ -71,7 +71,7 @@ void run(T* x, const float* alpha, bool channels_last, int64_t N, int64_t C, int
   }
 }
 
-at::Tensor& prelu_channels_cpu(at::Tensor& x, const at::Tensor& weight) {
+void prelu_channels_cpu(at::Tensor& x, const at::Tensor& weight) {
   TORCH_CHECK(x.dim() == 4, "prelu_channels_ expects a 4-D (N, C, H, W) input, but got ",
               x.dim(), " dimension(s)");
   TORCH_CHECK(x.scalar_type() == at::kFloat || x.scalar_type() == at::kBFloat16,
@@ -85,7 +85,7 @@ at::Tensor& prelu_channels_cpu(at::Tensor& x, const at::Tensor& weight) {
   const bool channels_last = x.is_contiguous(at::MemoryFormat::ChannelsLast);
   TORCH_CHECK(channels_last || x.is_contiguous(), "prelu_channels_ works in place on a "
               "contiguous NCHW or channels_last tensor, but got strides ", x.strides());
-  if (x.numel() == 0) return x;
+  if (x.numel() == 0) return;
   const at::Tensor alpha = weight.reshape({-1}).expand({C}).contiguous();
   const float* a = alpha.data_ptr<float>();
   if (x.scalar_type() == at::kFloat) {
@@ -94,7 +94,6 @@ at::Tensor& prelu_channels_cpu(at::Tensor& x, const at::Tensor& weight) {
     auto* data = reinterpret_cast<uint16_t*>(x.data_ptr<at::BFloat16>());
     run(data, a, channels_last, N, C, HW, prelu_row_bf16, prelu_plane_bf16);
   }
-  return x;
 }
 
 }  // namespace
