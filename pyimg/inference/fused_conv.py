@@ -10,6 +10,8 @@ convolution. These modules hold a frozen copy: editing the source model afterwar
 reach them.
 """
 
+import copy
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -40,7 +42,24 @@ if _extension.loaded():
         return None
 
 
-class FusedConv2d(nn.Module):
+class _Prepacked(nn.Module):
+    """A module holding ``weight`` and its oneDNN-packed copy ``packed``, which has no
+    storage to copy: a deep copy packs its copy of the weight again."""
+
+    def _pack(self) -> torch.Tensor:
+        raise NotImplementedError
+
+    def __deepcopy__(self, memo):
+        new = self.__class__.__new__(self.__class__)
+        memo[id(self)] = new
+        for key, value in self.__dict__.items():
+            if key != "packed":
+                new.__dict__[key] = copy.deepcopy(value, memo)
+        new.packed = new._pack()
+        return new
+
+
+class FusedConv2d(_Prepacked):
     """``act(conv2d(x, weight, bias, stride, padding, dilation, groups) [+ other])`` in ``dtype``
     with channels_last output. ``add=True`` takes ``other`` (the output's shape) in forward;
     ``act`` after a sum may only be none or relu (oneDNN's fused sum), and a ``other`` that
@@ -60,8 +79,7 @@ class FusedConv2d(nn.Module):
         self.act, self.add, self.dtype = act, add, dtype
         with torch.no_grad():
             self.weight = weight.detach().to(dtype).contiguous()
-            self.packed = onednn.pack(self.weight, self.padding, self.stride, self.dilation,
-                                      self.groups)
+            self.packed = self._pack()
             # fp32 bias: oneDNN adds it to the fp32 accumulator before rounding to bf16; the
             # fused sum takes only a bias of the input's dtype.
             self.bias = None if bias is None else bias.detach().float().clone()
@@ -73,6 +91,9 @@ class FusedConv2d(nn.Module):
                 act, add) else None
             self.winograd_weight = winograd.pack(weight) if self._winograd_fits(act, add) \
                 else None
+
+    def _pack(self) -> torch.Tensor:
+        return onednn.pack(self.weight, self.padding, self.stride, self.dilation, self.groups)
 
     def with_epilogue(self, act: Activation, add: bool) -> "FusedConv2d":
         """The same convolution (sharing the packed weight) with the epilogue act, add."""
@@ -149,7 +170,7 @@ class FusedConv2d(nn.Module):
         return "winograd" if self.winograd_weight is not None else "onednn"
 
 
-class FusedConvTranspose2d(nn.Module):
+class FusedConvTranspose2d(_Prepacked):
     """``conv_transpose2d(x, ...)`` with the weight prepacked, channels_last output."""
 
     def __init__(self, conv: nn.ConvTranspose2d, dtype: torch.dtype = torch.float32):
@@ -160,9 +181,12 @@ class FusedConvTranspose2d(nn.Module):
         self.in_channels, self.out_channels = conv.in_channels, conv.out_channels
         with torch.no_grad():
             self.weight = conv.weight.detach().to(dtype).contiguous()
-            self.packed = onednn.pack(self.weight, self.padding, self.stride, self.dilation,
-                                      self.groups, True, self.output_padding)
+            self.packed = self._pack()
             self.bias = None if conv.bias is None else conv.bias.detach().float().clone()
+
+    def _pack(self) -> torch.Tensor:
+        return onednn.pack(self.weight, self.padding, self.stride, self.dilation, self.groups,
+                           True, self.output_padding)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.contiguous(memory_format=torch.channels_last)

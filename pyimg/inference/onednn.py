@@ -4,15 +4,17 @@ weights, callable in eager and under ``torch.compile``.
 Eager calls ``torch.ops.mkldnn._convolution_pointwise`` (and its fused-sum and transposed
 variants) directly with the weight packed once into oneDNN's blocked layout. Under
 ``torch.compile`` the same call goes through pyimg's custom ops ``pyimg::onednn_conv2d`` /
-``pyimg::onednn_conv_transpose2d``, which take the plain weight and find its packed copy
-attached to it: dynamo then never sees oneDNN's opaque tensors, whose fake versions it
-confuses between models (a freed model's weight shapes came back for a new one).
+``pyimg::onednn_conv_transpose2d``, which take the plain weight and look its packed copy up
+(packing a weight they have not seen, such as a copy inductor made, once): dynamo then never
+traces oneDNN's opaque tensors, which have no storage to fake.
 """
 
 import torch
 from torch import Tensor
+from torch.utils.weak import WeakIdKeyDictionary
 
-_PACKED = "_pyimg_onednn_packed"
+# plain weight -> (its version when packed, the packed copy); entries go with the weight
+_PACKED: WeakIdKeyDictionary = WeakIdKeyDictionary()
 
 
 def pack(weight: Tensor, padding: list[int], stride: list[int], dilation: list[int],
@@ -28,14 +30,14 @@ def pack(weight: Tensor, padding: list[int], stride: list[int], dilation: list[i
         else:
             packed = torch.ops.mkldnn._reorder_convolution_weight(dense, padding, stride,
                                                                   dilation, groups)
-    setattr(weight, _PACKED, (weight._version, packed))
+    _PACKED[weight] = (weight._version, packed)
     return packed
 
 
 def _packed_for(weight: Tensor, *geometry, transposed: bool = False) -> Tensor:
     """The packed copy attached to weight, packed again if weight changed or has none (a
     copy of the weight made by torch.compile)."""
-    attached = getattr(weight, _PACKED, None)
+    attached = _PACKED.get(weight)
     if attached is not None and attached[0] == weight._version:
         return attached[1]
     if transposed:

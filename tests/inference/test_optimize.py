@@ -2,6 +2,8 @@
 patterns: outputs against the unoptimized model, layouts, dtypes, batch 0 and 1, odd sizes,
 what was fused, and clear errors."""
 
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -192,3 +194,11 @@ def test_compiled_optimized_model_matches(name):
     x = torch.rand(1, *shape)
     compiled = torch.compile(fast, fullgraph=True)
     torch.testing.assert_close(compiled(x), fast(x), rtol=1e-5, atol=1e-6)
+
+
+def test_deepcopy_packs_again():
+    fast = optimize_for_inference(_build(ZOO["unet"][0]), dtype=torch.float32)
+    twin = copy.deepcopy(fast)
+    x = torch.rand(1, *ZOO["unet"][1])
+    torch.testing.assert_close(twin(x), fast(x), rtol=0, atol=0)
+    assert all(a.packed is not b.packed for a, b in zip(_fused(fast), _fused(twin), strict=True))
