@@ -23,8 +23,8 @@ Providers, each fed an fp32 batch and timed from that input to its output, no au
   output returned in it; pyimg_compiled: torch.compile of the fp32 optimized model.
 
 Timing: after warm-up, rounds of one call per provider in turn (so every provider sees the
-same background load; each round starts one provider later, so that no provider always
-runs right after another's spinning threads), until each case's time budget is spent (3
+same background load; in a new random order each round, so that no provider always runs
+right after another's spinning threads), until each case's time budget is spent (3
 rounds at least); p20 and p50 per provider over its rounds. --threads 1 --cpu-time times
 each call by the calling thread's CPU time instead: the work each provider does, which
 other processes' load hardly changes. The load of other processes (cores' worth of CPU
@@ -37,6 +37,7 @@ import csv
 import gc
 import io
 import os
+import random
 import sys
 import time
 import warnings
@@ -181,11 +182,12 @@ def interleaved(calls: dict[str, Callable[[], object]], budget_s: float, quick: 
         rounds = max(3, min(40, int(budget_s / per_round)))
         samples: dict[str, list[float]] = {name: [] for name in calls}
         ticks, wall = timing._others_busy_ticks(), time.perf_counter()
-        order = list(calls.items())
-        for r in range(rounds):
-            # Each round starts one provider later: a provider's spinning worker threads
-            # (onnxruntime's pool, OpenMP) slow whichever runs next, so no one always follows.
-            for name, call in order[r % len(order):] + order[:r % len(order)]:
+        order, shuffle = list(calls.items()), random.Random(0).shuffle
+        for _ in range(rounds):
+            # A new order each round: a provider's spinning worker threads (onnxruntime's
+            # pool, OpenMP's) slow whichever runs next, so no provider always follows another.
+            shuffle(order)
+            for name, call in order:
                 start = clock()
                 call()
                 samples[name].append(clock() - start)
