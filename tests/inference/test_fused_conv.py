@@ -170,8 +170,11 @@ def test_few_outputs_kernel(shape, act_name, dtype):
     assert fused.few_outputs_weight is not None
     stock = nn.Sequential(conv, *(m for m in (act,) if m is not None)).eval()
     # the last: the smallest input the kernel fits, every output pixel a border pixel
-    for size in ((0, 7, 13), (1, 7, 13), (2, max(k - 2 * p, 1), k + 1)):
-        _check(stock, fused, torch.randn(size[0], c_in, *size[1:]), dtype)
+    sizes = ((0, 7, 13), (1, 7, 13), (1, 7, 13), (2, max(k - 2 * p, 1), k + 1))
+    for i, size in enumerate(sizes):
+        x = torch.randn(size[0], c_in, *size[1:])
+        _check(stock, fused, x.contiguous(memory_format=torch.channels_last) if i % 2 else x,
+               dtype)
 
 
 WINOGRAD = [(16, 16, 1), (64, 32, 1), (32, 48, 0), (16, 32, 2)]
@@ -193,8 +196,11 @@ def test_winograd_kernel(shape, epilogue_name):
     fused = fused_conv(conv, None, post, torch.float32, add=add)
     assert fused.kernel == "winograd"
     stock = nn.Sequential(conv, *(m for m in (act,) if m is not None)).eval()
-    for size in ((0, 7, 13), (1, 7, 13), (2, 3 - 2 * p if p < 2 else 1, 4), (1, 16, 9)):
+    sizes = ((0, 7, 13), (1, 7, 13), (2, 3 - 2 * p if p < 2 else 1, 4), (1, 16, 9))
+    for i, size in enumerate(sizes):
         x = torch.randn(size[0], c_in, *size[1:])
+        if i % 2:
+            x = x.contiguous(memory_format=torch.channels_last)
         out = [size[0], c_out, size[1] + 2 * p - 2, size[2] + 2 * p - 2]
         _check(stock, fused, x, torch.float32, torch.randn(out) if add else None)
 
