@@ -8,8 +8,8 @@
 // (16 x tiles x C_in) and products M (16 x tiles x C_out) stay in the core's L2 cache. The
 // products are 16 small matrix products per block, each a register block of 12 tiles x 32
 // output channels (24 accumulators) fed by broadcasts of V and vector loads of U. Input
-// transforms are vector adds over 16 channels at a time; patches that reach outside the
-// image read zeros. The output transform, bias, residual sum and activation are one pass
+// transforms are vector adds over 16 channels at a time, shared between neighbouring tiles;
+// patches that reach outside the image read zeros. The output transform, bias, residual sum and activation are one pass
 // per output vector before the store. bf16 inputs and outputs are converted at the loads
 // and stores; the arithmetic is fp32. Without AVX-512 a scalar direct convolution
 // computes the same.
@@ -74,36 +74,45 @@ void tile_row_scalar(const T* x, const float* g, const T* residual, T* out, cons
 
 #ifdef PYIMG_HAVE_AVX512_KERNELS
 
-// V[xi][t][c..c+15] for tile t whose patch starts at input (ih, iw), 16 channels from c.
+// V[xi][t][c..c+15] for the `tiles` tiles of a block whose patches start at input row ih
+// and columns iw0, iw0 + 2, ...; 16 channels from c. Neighbouring patches share two of
+// their four columns, so B^T d is computed once per column (4 loads, 4 adds) and each tile
+// combines four columns: 8 loads and 24 adds a tile instead of 16 and 32.
 template <typename T>
 PYIMG_AVX512 void input_transform(const T* x, const Problem& p, int64_t n, int64_t ih,
-                                  int64_t iw, int64_t c, float* V, int64_t xi_stride) {
-  __m512 d[4][4];
-  const bool inside = ih >= 0 && ih + 3 < p.H && iw >= 0 && iw + 3 < p.W;
-  for (int i = 0; i < 4; ++i) {
-    for (int j = 0; j < 4; ++j) {
-      const int64_t h = ih + i, w = iw + j;
-      d[i][j] = inside || (h >= 0 && h < p.H && w >= 0 && w < p.W)
-                    ? vec512::load16(x + ((n * p.H + h) * p.W + w) * p.CI + c)
+                                  int64_t iw0, int tiles, int64_t c, float* V) {
+  __m512 columns[2 * kTiles + 2][4];  // columns[j][i] = (B^T d)[i][j]
+  const bool rows_inside = ih >= 0 && ih + 3 < p.H;
+  for (int j = 0; j < 2 * tiles + 2; ++j) {
+    const int64_t w = iw0 + j;
+    __m512 d[4];
+    for (int i = 0; i < 4; ++i) {
+      const int64_t h = ih + i;
+      const bool inside = (rows_inside || (h >= 0 && h < p.H)) && w >= 0 && w < p.W;
+      d[i] = inside ? vec512::load16(x + ((n * p.H + h) * p.W + w) * p.CI + c)
                     : _mm512_setzero_ps();
     }
+    columns[j][0] = _mm512_sub_ps(d[0], d[2]);
+    columns[j][1] = _mm512_add_ps(d[1], d[2]);
+    columns[j][2] = _mm512_sub_ps(d[2], d[1]);
+    columns[j][3] = _mm512_sub_ps(d[1], d[3]);
   }
-  __m512 t[4][4];  // B^T d
-  for (int j = 0; j < 4; ++j) {
-    t[0][j] = _mm512_sub_ps(d[0][j], d[2][j]);
-    t[1][j] = _mm512_add_ps(d[1][j], d[2][j]);
-    t[2][j] = _mm512_sub_ps(d[2][j], d[1][j]);
-    t[3][j] = _mm512_sub_ps(d[1][j], d[3][j]);
-  }
-  for (int i = 0; i < 4; ++i) {  // (B^T d) B
-    vec512::store16(V + (4 * i + 0) * xi_stride, _mm512_sub_ps(t[i][0], t[i][2]));
-    vec512::store16(V + (4 * i + 1) * xi_stride, _mm512_add_ps(t[i][1], t[i][2]));
-    vec512::store16(V + (4 * i + 2) * xi_stride, _mm512_sub_ps(t[i][2], t[i][1]));
-    vec512::store16(V + (4 * i + 3) * xi_stride, _mm512_sub_ps(t[i][1], t[i][3]));
+  const int64_t xi_stride = tiles * p.CI;
+  for (int t = 0; t < tiles; ++t) {
+    const __m512* a = columns[2 * t];
+    const __m512* b = columns[2 * t + 1];
+    const __m512* e = columns[2 * t + 2];
+    const __m512* f = columns[2 * t + 3];
+    float* v = V + t * p.CI + c;
+    for (int i = 0; i < 4; ++i) {  // (B^T d) B
+      _mm512_storeu_ps(v + (4 * i + 0) * xi_stride, _mm512_sub_ps(a[i], e[i]));
+      _mm512_storeu_ps(v + (4 * i + 1) * xi_stride, _mm512_add_ps(b[i], e[i]));
+      _mm512_storeu_ps(v + (4 * i + 2) * xi_stride, _mm512_sub_ps(e[i], b[i]));
+      _mm512_storeu_ps(v + (4 * i + 3) * xi_stride, _mm512_sub_ps(b[i], f[i]));
+    }
   }
 }
 
-// M[t][o0..o0+16 NV) = sum over c of V[t][c] U[c][o0..] for TILES tiles: one position xi.
 template <int TILES, int NV>
 PYIMG_AVX512 void product(const float* V, const float* U, float* M, int64_t CI, int64_t CO,
                           int64_t o0) {
@@ -193,11 +202,8 @@ PYIMG_AVX512 void tile_row(const T* x, const float* U, const T* residual, T* out
       products_table(std::make_integer_sequence<int, kTiles>{});
   for (int64_t tc0 = 0; tc0 < p.tiles_w; tc0 += kTiles) {
     const int tiles = static_cast<int>(std::min<int64_t>(kTiles, p.tiles_w - tc0));
-    for (int t = 0; t < tiles; ++t) {
-      for (int64_t c = 0; c < p.CI; c += 16) {
-        input_transform(x, p, n, 2 * tr - p.ph, 2 * (tc0 + t) - p.pw, c,
-                        V + t * p.CI + c, tiles * p.CI);
-      }
+    for (int64_t c = 0; c < p.CI; c += 16) {
+      input_transform(x, p, n, 2 * tr - p.ph, 2 * tc0 - p.pw, tiles, c, V);
     }
     products[tiles - 1](V, U, M, p);
     for (int t = 0; t < tiles; ++t) {
