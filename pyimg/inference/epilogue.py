@@ -77,7 +77,8 @@ _FUNCTIONS = {
 }
 _METHODS = {"relu": "relu", "relu_": "relu", "tanh": "tanh", "tanh_": "tanh",
             "sigmoid": "sigmoid", "sigmoid_": "sigmoid"}
-_ADDS = (operator.add, operator.iadd, torch.add)
+# Out-of-place sums only: fusing `y += conv(x)` would drop the update other aliases of y see.
+_ADDS = (operator.add, torch.add)
 
 
 def from_call(target, args: tuple, kwargs: dict, method: bool) -> Activation | None:

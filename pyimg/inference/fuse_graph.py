@@ -5,9 +5,12 @@ The model is traced with ``torch.fx.symbolic_trace`` (fused convolutions, stock 
 modules and pyimg's modules as leaves); a ``FusedConv2d`` whose output feeds only an
 activation (directly or through a pixel shuffle), or only a two-tensor sum (then optionally a
 ReLU), takes them into its epilogue.
-A module whose forward cannot be traced (data-dependent control flow) keeps its forward, and
+A module whose forward cannot be traced (data-dependent control flow), or updates a tensor
+by an augmented assignment (which fx would record as out-of-place), keeps its forward, and
 its children are tried instead.
 """
+
+import operator
 
 import torch
 import torch.fx as fx
@@ -30,8 +33,34 @@ def _is_leaf(module: nn.Module) -> bool:
 
 
 class _Tracer(fx.Tracer):
+    """Stops the trace at pyimg's and torch's modules, and notes augmented assignments to
+    tensors (``y += z``): fx records them as out-of-place ops, so a graph that has one no
+    longer updates y's other aliases and must not replace the module."""
+
+    def __init__(self):
+        super().__init__()
+        self.saw_in_place = False
+
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         return _is_leaf(m)
+
+    def proxy(self, node: fx.Node) -> fx.Proxy:
+        return _NotingProxy(node, self)
+
+
+class _NotingProxy(fx.Proxy):
+    def _in_place(self, op, other):
+        self.tracer.saw_in_place = True
+        return op(self, other)
+
+
+for _name, _op in (("add", operator.add), ("sub", operator.sub), ("mul", operator.mul),
+                   ("truediv", operator.truediv), ("floordiv", operator.floordiv),
+                   ("mod", operator.mod), ("pow", operator.pow), ("and", operator.and_),
+                   ("or", operator.or_), ("xor", operator.xor), ("lshift", operator.lshift),
+                   ("rshift", operator.rshift), ("matmul", operator.matmul)):
+    setattr(_NotingProxy, f"__i{_name}__",
+            lambda self, other, op=_op: self._in_place(op, other))
 
 
 def _activation(gm: fx.GraphModule, node: fx.Node, source: fx.Node) -> Activation | None:
@@ -164,9 +193,12 @@ def fuse_graph(module: nn.Module) -> nn.Module:
     traces and something fused, else the module itself (its children tried in place)."""
     if _is_leaf(module):
         return module
+    tracer = _Tracer()
     try:
-        gm = fx.GraphModule(module, _Tracer().trace(module), type(module).__name__)
+        gm = fx.GraphModule(module, tracer.trace(module), type(module).__name__)
     except Exception:  # untraceable Python in forward (any error): try the children
+        gm = None
+    if gm is None or tracer.saw_in_place:
         for name, child in module.named_children():
             module._modules[name] = fuse_graph(child)
         return module

@@ -1,13 +1,14 @@
-"""Inference convolutions on oneDNN's fused primitives, weights prepacked once.
+"""Inference convolutions with their epilogues fused, weights prepacked once.
 
 ``FusedConv2d`` computes ``act(conv(x) + other)`` (BatchNorm folded into the weight and
-bias beforehand, ``other`` optional) in one call of ``torch.ops.mkldnn._convolution_pointwise``,
-the op inductor emits under ``freezing``: the activation is applied while each output tile
-is still in registers. A per-channel PReLU, which that op cannot fuse, follows as one
-in-place pass (``torch.ops.pyimg.prelu_channels_``); a last layer of at most 4 channels runs
-on pyimg's own kernel (few_outputs.py). ``FusedConvTranspose2d`` is the transposed
-convolution. These modules hold a frozen copy: editing the source model afterwards does not
-reach them.
+bias beforehand, ``other`` optional) in one kernel call, the activation applied while each
+output tile is still in registers: pyimg's Winograd kernel for fp32 3x3 layers
+(winograd.py), pyimg's direct kernel for last layers of at most 4 channels (few_outputs.py),
+and otherwise ``torch.ops.mkldnn._convolution_pointwise``, the op inductor emits under
+``freezing`` (onednn.py). A per-channel PReLU, which oneDNN's op cannot fuse, follows it as
+one in-place pass (``torch.ops.pyimg.prelu_channels_``). ``FusedConvTranspose2d`` is the
+transposed convolution on oneDNN. These modules hold a frozen copy: editing the source model
+afterwards does not reach them.
 """
 
 import copy

@@ -202,3 +202,24 @@ def test_deepcopy_packs_again():
     x = torch.rand(1, *ZOO["unet"][1])
     torch.testing.assert_close(twin(x), fast(x), rtol=0, atol=0)
     assert all(a.packed is not b.packed for a, b in zip(_fused(fast), _fused(twin), strict=True))
+
+
+class _InPlaceSum(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(4, 4, 3, padding=1)
+
+    def forward(self, x):
+        y = x * 2
+        alias = y
+        y += self.conv(x)  # updates alias too
+        return y + alias
+
+
+def test_in_place_sum_keeps_its_aliases():
+    model = _InPlaceSum().eval()
+    x = torch.randn(1, 4, 6, 7)
+    with torch.no_grad():
+        expected = model(x)
+    torch.testing.assert_close(optimize_for_inference(model, dtype=torch.float32)(x), expected,
+                               rtol=1e-4, atol=1e-5)
