@@ -1,6 +1,6 @@
 """What bf16 costs in image quality: optimize_for_inference(dtype=bfloat16) against fp32.
 
-    python benchmarks/bf16_psnr.py [--steps 600] [--out DIR]
+    python benchmarks/bf16_psnr.py [--steps 400] [--out DIR]
 
 ESPCN x2 (the zoo's) is fitted here for a few hundred steps on scikit-image's photographs
 (luminance, bicubic x2 downscaling; no shipped weights are assumed), then scored on three
@@ -58,7 +58,7 @@ def _crop_to_scale(image: torch.Tensor) -> torch.Tensor:
 
 
 def fit_espcn(steps: int, seed: int = 0) -> torch.nn.Module:
-    """ESPCN x2 fitted on random 96x96 crops of the training photographs."""
+    """ESPCN x2 fitted on random 64x64 crops of the training photographs."""
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     images = [_luminance(name) for name in TRAIN]
@@ -69,9 +69,9 @@ def fit_espcn(steps: int, seed: int = 0) -> torch.nn.Module:
         crops = []
         for _ in range(16):
             image = images[int(torch.randint(len(images), (1,), generator=generator))]
-            top = int(torch.randint(image.shape[-2] - 96, (1,), generator=generator))
-            left = int(torch.randint(image.shape[-1] - 96, (1,), generator=generator))
-            crops.append(image[..., top:top + 96, left:left + 96])
+            top = int(torch.randint(image.shape[-2] - 64, (1,), generator=generator))
+            left = int(torch.randint(image.shape[-1] - 64, (1,), generator=generator))
+            crops.append(image[..., top:top + 64, left:left + 64])
         hr = torch.cat(crops)
         loss = F.mse_loss(model(_downscaled(hr)), hr)
         optimizer.zero_grad()
@@ -116,7 +116,7 @@ def agreement_rows() -> list[list[str]]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=600)
+    parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
     env = timing.environment(torch.device("cpu"))
@@ -130,7 +130,7 @@ def main() -> int:
     sections = [
         "# bf16 against fp32: image quality", timing.environment_lines(env),
         f"native bf16: {native_bf16_missing() or 'yes'}",
-        f"## ESPCN x{SCALE}, fitted here ({args.steps} steps of Adam on 16 96x96 luminance "
+        f"## ESPCN x{SCALE}, fitted here ({args.steps} steps of Adam on 16 64x64 luminance "
         f"crops of scikit-image photographs, {fitted:.0f} s), held-out photographs",
         "PSNR in dB on the luminance, 2-pixel border cropped; cost = fp32 - bf16.",
         timing.markdown_table(["image", "HR size", "bicubic", "pyimg fp32", "pyimg bf16",
