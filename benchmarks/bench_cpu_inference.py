@@ -7,8 +7,9 @@ PyTorch, torch.compile with freezing and onnxruntime, in one run, providers inte
 Models: the zoo's ESPCN x2 (1x360x640 luminance -> 720x1280) and x4 (1x270x480), a
 modified-SRResNet-style x4 net (no BatchNorm) and a compact SRVGG-style x4 net (per-channel
 PReLU) on 3x135x240 (tests/inference/reference_nets.py), the zoo's SRResNet (with
-BatchNorm), SegNet and U-Net on 256x256. The zoo models run with random weights (and random
-BatchNorm statistics): speed does not depend on them.
+BatchNorm) on 135x240 and, at batch 1, on 256x256, SegNet and U-Net on 256x256. The zoo
+models run with random weights (and random BatchNorm statistics): speed does not depend on
+them.
 
 Providers, each fed an fp32 batch and timed from that input to its output, no autograd:
 * eager: the network on stock torch.nn modules, NCHW fp32 (the baseline);
@@ -59,7 +60,7 @@ from inference.reference_nets import (
 )
 
 from pyimg import models
-from pyimg.inference import cpu_memory_cache_info, native_bf16_missing, optimize_for_inference
+from pyimg.inference import native_bf16_missing, optimize_for_inference
 
 OP = "cpu_inference"
 BASELINES = ("eager", "compile_freezing", "onnxruntime")
@@ -74,6 +75,7 @@ class Case:
     budget_s: float  # timing budget of one (case, batch)
     # pyimg_compiled too (U-Net's tile-size search in forward takes dynamo minutes to trace)
     compile_pyimg: bool = True
+    batches: tuple[int, ...] = (1, 8)  # those of --batches it runs
 
 
 CASES = (
@@ -81,7 +83,10 @@ CASES = (
     Case("espcn_x4", lambda: models.ESPCN(upscale_factor=4), (1, 270, 480), True, 20),
     Case("msrresnet_x4", MSRResNetStyle, (3, 135, 240), False, 40),
     Case("srvgg_x4", SRVGGStyle, (3, 135, 240), False, 30),
-    Case("srresnet_x4", lambda: models.SRResNet(upscale_factor=4), (3, 256, 256), True, 60),
+    Case("srresnet_x4", lambda: models.SRResNet(upscale_factor=4), (3, 135, 240), True, 40),
+    # batch 8 at 256x256 (1024x1024 outputs) took the eight providers past 24 GB
+    Case("srresnet_x4_256", lambda: models.SRResNet(upscale_factor=4), (3, 256, 256), True, 60,
+         batches=(1,)),
     Case("segnet", models.SegNet, (3, 256, 256), True, 60),
     Case("unet", models.UNet, (1, 256, 256), True, 60, compile_pyimg=False),
 )
@@ -260,29 +265,55 @@ def summary(rows: list[dict]) -> str:
 
 def all_rows(rows: list[dict]) -> str:
     headers = ["model", "batch", "input", "provider", "rounds", "p20 ms", "p50 ms",
-               "x eager", "x compile_freezing", "x onnxruntime", "other load", "load avg"]
-    lines = [[r["case"], str(r["batch"]), r["shape"], r["provider"], str(r["rounds"]),
+               "x eager", "x compile_freezing", "x onnxruntime", "other load", "load avg",
+               "date"]
+    lines = [[r["case"], str(r["batch"]), r["shape"], r["provider"], str(int(r["rounds"])),
               _fmt(r["p20_ms"], ".1f"), _fmt(r["p50_ms"], ".1f"),
               *(_fmt(r[f"x_{b}"], ".2f") for b in BASELINES), _fmt(r["other_load"], ".2f"),
-              _fmt(r["load_avg_1m"], ".2f")] for r in rows]
+              _fmt(r["load_avg_1m"], ".2f"), r["date"]] for r in rows]
     return timing.markdown_table(headers, lines)
+
+
+_NUMBERS = ("batch", "rounds", "p20_ms", "p50_ms", "frames_per_s", "other_load", "load_avg_1m",
+            *(f"x_{b}" for b in BASELINES))
+
+
+def _earlier_rows(csv_path: Path) -> list[dict]:
+    """The rows of an earlier run's csv (kept for the cases this run does not measure)."""
+    if not csv_path.exists():
+        return []
+    with open(csv_path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    for row in rows:
+        for key in _NUMBERS:
+            row[key] = None if row.get(key) in (None, "") else float(row[key])
+        row["batch"] = int(row["batch"])
+    return rows
 
 
 def write(out_dir: Path, env: timing.Environment, rows: list[dict], quick: bool,
           notes: list[str], name: str) -> Path:
+    """The md and csv of this run's rows merged into the earlier run's (a row of this run
+    replaces the earlier one of its case, batch and provider). Written after every case."""
     md_path, csv_path = timing.result_paths(out_dir, name, env)
+    dated = [{**row, "device": env.device, "date": env.date, "torch": env.torch} for row in rows]
+    ours = {(r["case"], r["batch"], r["provider"]) for r in dated}
+    merged = [r for r in _earlier_rows(csv_path)
+              if (r["case"], r["batch"], r["provider"]) not in ours] + dated
+    order = {c.name: i for i, c in enumerate(CASES)}
+    merged.sort(key=lambda r: (order.get(r["case"], len(order)), r["batch"]))
+    dates = sorted({r["date"] for r in merged})
     sections = [f"# CPU inference{' (quick)' * quick}", timing.environment_lines(env),
+                f"rows measured on {', '.join(dates)}",
                 f"torch threads: {torch.get_num_threads()}; native bf16: "
                 f"{native_bf16_missing() or 'yes'}", *notes,
                 "## Summary (p50 per call; ratios are the other provider's p50 over pyimg's)",
-                summary(rows), "## All rows", all_rows(rows)]
+                summary(merged), "## All rows", all_rows(merged)]
     timing.write_text(md_path, "\n\n".join(sections) + "\n")
-    csv_path.parent.mkdir(parents=True, exist_ok=True)
     with open(csv_path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=[*rows[0], "device", "date", "torch"])
+        writer = csv.DictWriter(f, fieldnames=list(merged[0]))
         writer.writeheader()
-        for row in rows:
-            writer.writerow({**row, "device": env.device, "date": env.date, "torch": env.torch})
+        writer.writerows(merged)
     return md_path
 
 
@@ -313,24 +344,26 @@ def main() -> int:
     env = timing.environment(torch.device("cpu"))
     print(timing.environment_lines(env), flush=True)
     include_bf16 = not args.no_bf16
-    rows = []
-    for case in CASES:
-        if case.name not in wanted:
-            continue
-        for batch in map(int, args.batches.split(",")):
-            rows += run_case(case, batch, include_bf16, not args.no_reuse_memory, args.quick,
-                             clock)
     reuse = ("pyimg's reuse allocator (optimize_for_inference(reuse_memory=True)) is "
              "process-wide, so it also served the other providers' large allocations: the "
              "comparison is conservative for pyimg" if not args.no_reuse_memory else
              "run with --no-reuse-memory: every provider on the default allocator")
-    notes = [reuse, f"load average at the end: {os.getloadavg()[0]:.2f}; "
-             f"pyimg memory cache: {cpu_memory_cache_info()}"]
-    if args.cpu_time:
-        notes.insert(0, "times: CPU time of the calling thread, one thread per provider")
-    path = write(args.out, env, rows, args.quick, notes, OP + ("_1thread_cpu_time"
-                                                                 if args.cpu_time else ""))
-    print(f"wrote {path}")
+    name = OP + ("_1thread_cpu_time" if args.cpu_time else "")
+    rows: list[dict] = []
+    for case in CASES:
+        if case.name not in wanted:
+            continue
+        for batch in map(int, args.batches.split(",")):
+            if batch not in case.batches:
+                continue
+            rows += run_case(case, batch, include_bf16, not args.no_reuse_memory, args.quick,
+                             clock)
+            notes = [reuse, f"load average after the last case: {os.getloadavg()[0]:.2f}"]
+            if args.cpu_time:
+                notes.insert(0, "times: CPU time of the calling thread, one thread per "
+                             "provider")
+            path = write(args.out, env, rows, args.quick, notes, name)
+            print(f"wrote {path}", flush=True)
     return 0
 
 
