@@ -1,6 +1,6 @@
 """What bf16 costs in image quality: optimize_for_inference(dtype=bfloat16) against fp32.
 
-    python benchmarks/bf16_psnr.py [--steps 400] [--out DIR]
+    python benchmarks/bf16_psnr.py [--steps 3000] [--out DIR]
 
 ESPCN x2 (the zoo's) is fitted here for a few hundred steps on scikit-image's photographs
 (luminance, bicubic x2 downscaling; no shipped weights are assumed), then scored on three
@@ -63,7 +63,7 @@ def fit_espcn(steps: int, seed: int = 0) -> torch.nn.Module:
     torch.manual_seed(seed)
     images = [_luminance(name) for name in TRAIN]
     model = models.ESPCN(upscale_factor=SCALE, in_channels=1)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
     for step in range(steps):
         crops = []
@@ -116,7 +116,7 @@ def agreement_rows() -> list[list[str]]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=400)
+    parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
     env = timing.environment(torch.device("cpu"))
