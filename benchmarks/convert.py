@@ -2,7 +2,7 @@
 against converted, eager and torch.compile'd, in one run, with how many patterns each
 conversion fused.
 
-    python benchmarks/bench_convert.py [--device cpu|cuda] [--quick] [--no-compile] [--out DIR]
+    python benchmarks/convert.py [--device cpu|cuda] [--quick] [--no-compile] [--out DIR]
 
 Modes: eval (no grad) and train+backward (training-mode forward, the gradients of the input and
 every parameter). Writes convert_<device>.md and .csv to --out (default benchmarks/results)

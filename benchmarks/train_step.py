@@ -2,7 +2,7 @@
 fused modules against the same model on stock modules (``pyimg.use_backend("torch")``),
 each eager and under torch.compile, in one run.
 
-    python benchmarks/bench_train_step.py [--device cpu|cuda] [--quick] [--out DIR]
+    python benchmarks/train_step.py [--device cpu|cuda] [--quick] [--out DIR]
 
 Models: SRResNet x4 (MSE, Adam; LR crops as in the SRGAN paper) and SegNet (cross-entropy,
 SGD with momentum). Writes train_step_<device>.md and .csv to --out (default

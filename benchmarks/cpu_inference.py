@@ -1,7 +1,7 @@
 """Whole-model CPU inference: pyimg.inference.optimize_for_inference beside stock eager
 PyTorch, torch.compile with freezing and onnxruntime, in one run, providers interleaved.
 
-    python benchmarks/bench_cpu_inference.py [--quick] [--cases espcn_x2,...] [--batches 1,8]
+    python benchmarks/cpu_inference.py [--quick] [--cases espcn_x2,...] [--batches 1,8]
         [--out DIR]
 
 Models: the zoo's ESPCN x2 (1x360x640 luminance -> 720x1280) and x4 (1x270x480), a
