@@ -58,6 +58,9 @@ def add_parser(subparsers) -> None:
     run.add_argument("--compile", action="store_true", help="torch.compile the model")
     run.add_argument("--no-cuda-graphs", dest="cuda_graphs", action="store_false",
                      help="launch kernels one by one instead of replaying a CUDA graph")
+    run.add_argument("--no-optimize", dest="optimize", action="store_false",
+                     help="on the CPU, run the model as it is instead of through "
+                     "pyimg.inference.optimize_for_inference (fused oneDNN convolutions)")
     run.add_argument("--batch", type=int, help="frames per model call (default: 4 on CUDA, "
                      "1 on the CPU)")
     run.add_argument("--tile", type=int, help="tile side in input pixels (default: whole "
@@ -89,7 +92,8 @@ def run_upscale(args) -> int:
         weights=args.weights, scale=args.scale, channels=args.channels,
         model_kwargs=args.model_kwargs, device=args.device, dtype=args.dtype,
         backend=args.backend, compile=args.compile, batch=args.batch, tile=args.tile,
-        overlap=args.overlap, cuda_graphs=args.cuda_graphs, codec=args.codec, crf=args.crf,
+        overlap=args.overlap, cuda_graphs=args.cuda_graphs, optimize=args.optimize,
+        codec=args.codec, crf=args.crf,
         bitrate=args.bitrate, preset=args.preset, pix_fmt=args.pix_fmt, frames=args.frames,
         progress=not args.quiet)
     if args.sample:

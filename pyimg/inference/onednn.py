@@ -30,15 +30,21 @@ def pack(weight: Tensor, padding: list[int], stride: list[int], dilation: list[i
         else:
             packed = torch.ops.mkldnn._reorder_convolution_weight(dense, padding, stride,
                                                                   dilation, groups)
-    _PACKED[weight] = (weight._version, packed)
+    _PACKED[weight] = (_version(weight), packed)
     return packed
+
+
+def _version(weight: Tensor) -> int:
+    # Inference tensors (made under torch.inference_mode) have no version counter; the
+    # weights packed are the optimized copy's own, which nothing else holds to change.
+    return 0 if weight.is_inference() else weight._version
 
 
 def _packed_for(weight: Tensor, *geometry, transposed: bool = False) -> Tensor:
     """The packed copy attached to weight, packed again if weight changed or has none (a
     copy of the weight made by torch.compile)."""
     attached = _PACKED.get(weight)
-    if attached is not None and attached[0] == weight._version:
+    if attached is not None and attached[0] == _version(weight):
         return attached[1]
     if transposed:
         padding, output_padding, stride, dilation, groups = geometry

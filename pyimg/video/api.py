@@ -46,10 +46,11 @@ def upscale(input: str | os.PathLike, output: str | os.PathLike, model: str | SR
             model_kwargs: dict | None = None, device: str | None = None, dtype: str = "fp32",
             backend: str | None = None, compile: bool = False, batch: int | None = None,
             tile: int | None = None, overlap: int | None = None, cuda_graphs: bool = True,
-            codec: str | None = None, crf: int | None = None, bitrate: str | None = None,
-            preset: str | None = None, pix_fmt: str | None = None, frames: str | None = None,
-            size: str | None = None, fps: float | None = None, progress: bool = True,
-            copy_streams: bool = True, on_frame=None, stdin=None, stdout=None) -> dict:
+            optimize: bool = True, codec: str | None = None, crf: int | None = None,
+            bitrate: str | None = None, preset: str | None = None, pix_fmt: str | None = None,
+            frames: str | None = None, size: str | None = None, fps: float | None = None,
+            progress: bool = True, copy_streams: bool = True, on_frame=None, stdin=None,
+            stdout=None) -> dict:
     """Upscale ``input`` into ``output`` with ``model`` (a spec for ``load_model`` or an
     ``SRModel``); returns the report (``pyimg.video.report``). ``on_frame(picture)`` sees
     every output picture, in order, before it is written."""
@@ -63,7 +64,8 @@ def upscale(input: str | os.PathLike, output: str | os.PathLike, model: str | SR
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"  # one GPU per rank
     times = StageTimes()
     upscaler = Upscaler(sr, device=device, dtype=dtype, backend=backend, compile=compile,
-                        tile=tile, overlap=overlap, cuda_graphs=cuda_graphs, times=times)
+                        tile=tile, overlap=overlap, cuda_graphs=cuda_graphs, optimize=optimize,
+                        times=times)
     if batch is not None and batch < 1:
         raise ValueError(f"--batch must be positive, got {batch}")
     batch = batch or (4 if upscaler.cuda else 1)

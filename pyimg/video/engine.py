@@ -54,7 +54,7 @@ class Upscaler:
     def __init__(self, model: SRModel, device: str | None = None, dtype: str = "fp32",
                  backend: str | None = None, compile: bool = False, tile: int | None = None,
                  overlap: int | None = None, cuda_graphs: bool = True,
-                 times: StageTimes | None = None):
+                 optimize: bool = True, times: StageTimes | None = None):
         self.model = model
         self.device = pick_device(device)
         if dtype not in DTYPES:
@@ -78,13 +78,23 @@ class Upscaler:
         self.module = self.module.to(memory_format=torch.channels_last)
         self._radius: int | bool | None = False  # False: not measured yet
         self._forward = self.module
+        if optimize and self._cpu_optimizable():
+            # oneDNN's fused convolutions with prepacked weights (pyimg.inference); the plain
+            # module stays for the receptive-radius probe, which needs gradients.
+            from pyimg.inference import optimize_for_inference
+            self._forward = optimize_for_inference(self.module, dtype=self.dtype)
         if compile:
             mode = "reduce-overhead" if self.cuda else None  # inductor's own CUDA graphs
-            self._forward = torch.compile(self.module, mode=mode, dynamic=False)
+            self._forward = torch.compile(self._forward, mode=mode, dynamic=False)
         elif self.cuda and cuda_graphs:
             self._forward = CudaGraphForward(self.module)
         self._paths: dict = {}
         self._auto_tiles: dict = {}
+
+    def _cpu_optimizable(self) -> bool:
+        """The CPU path of the default backends, in a dtype oneDNN's fused convolutions take."""
+        return (self.device.type == "cpu" and self.backend is None
+                and self.dtype in (torch.float32, torch.bfloat16))
 
     @property
     def scale(self) -> int:
