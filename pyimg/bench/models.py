@@ -152,7 +152,7 @@ def build_variants(case: ModelCase, device: torch.device, selected: Sequence[str
     if _has_pyimg_modules(model):
         modules.append(("pyimg", model, None))
     converted, conversion = convert_with_report(model)
-    if conversion.replaced:
+    if conversion.fused or conversion.swapped:
         modules.append(("pyimg converted", converted, None))
     variants = []
     for name, module, backend in modules:

@@ -31,7 +31,7 @@ def pixel_unshuffle(x, downscale_factor):
 
 
 def bn_prelu(x, mean, invstd, weight=None, bias=None, prelu_weight=None, residual=None,
-             training=False):
+             training=False, relu=False):
     view = (1, -1, 1, 1)
     z = (x.to(mean.dtype) - mean.view(view)) * invstd.view(view)
     if weight is not None:
@@ -40,6 +40,8 @@ def bn_prelu(x, mean, invstd, weight=None, bias=None, prelu_weight=None, residua
         z = z + bias.view(view)
     if prelu_weight is not None:
         z = torch.where(z > 0, z, z * prelu_weight.to(z.dtype).view(view))
+    if relu:
+        z = torch.relu(z)
     if residual is not None:
         z = z + residual
     return z.to(x.dtype).contiguous(memory_format=output_memory_format(x))

@@ -84,7 +84,7 @@ def pixel_unshuffle(x, downscale_factor: int):
 
 
 def bn_prelu(x, mean, invstd, weight=None, bias=None, prelu_weight=None, residual=None,
-             training: bool = False):
+             training: bool = False, relu: bool = False):
     scale = invstd if weight is None else op.Mul(invstd, op.CastLike(weight, invstd))
     shift = op.Neg(op.Mul(mean, scale))
     if bias is not None:
@@ -96,6 +96,8 @@ def bn_prelu(x, mean, invstd, weight=None, bias=None, prelu_weight=None, residua
                               epsilon=0.0)
     if prelu_weight is not None:
         y = op.PRelu(y, _per_channel(prelu_weight, y))
+    if relu:
+        y = op.Relu(y)
     return y if residual is None else op.Add(y, op.CastLike(residual, y))
 
 

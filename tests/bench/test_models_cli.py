@@ -40,15 +40,16 @@ def test_zoo_model_inference_and_train_step(cli, fast, tmp_path):
     rows = rows_of(tmp_path)
     assert [(r["suite"], r["case"], r["mode"], r["variant"]) for r in rows] == [
         ("ESPCN", "b2 10x12 fp32 NCHW", mode, variant)
-        for mode in ("inference", "train step") for variant in ("stock", "pyimg")]
+        for mode in ("inference", "train step")
+        for variant in ("stock", "pyimg", "pyimg converted")]  # convert fuses conv + shuffle
     for r in rows:
         assert r["error"] is None and r["images"] == 2
         assert r["megapixels"] == pytest.approx(2 * 30 * 36 / 1e6)  # ESPCN's output, r = 3
         assert r["fps"] == pytest.approx(2 / (r["p50_us"] * 1e-6))
         assert r["tflops"] > 0 and r["peak_memory_bytes"] is not None
-    pyimg_train = rows[3]
+    pyimg_train = rows[4]
     assert pyimg_train["flops"] == 3 * rows[1]["flops"]
-    assert pyimg_train["vs_stock"] == pytest.approx(rows[2]["p50_us"] / pyimg_train["p50_us"])
+    assert pyimg_train["vs_stock"] == pytest.approx(rows[3]["p50_us"] / pyimg_train["p50_us"])
     assert next(Path(tmp_path).glob("models_*.md")).read_text().count("### ESPCN") == 1
 
 
@@ -140,5 +141,6 @@ def test_compiled_variants_of_a_zoo_model(cli, fast, tmp_path):
                          "--device", "cpu", "--out", tmp_path, "--no-plot", *fast)
     assert status == 0, output
     variants = {r["variant"]: r for r in rows_of(tmp_path)}
-    assert set(variants) == {"stock", "stock compiled", "pyimg", "pyimg compiled"}
+    assert set(variants) == {"stock", "stock compiled", "pyimg", "pyimg compiled",
+                             "pyimg converted", "pyimg converted compiled"}
     assert variants["pyimg compiled"]["vs_compiled"] > 0

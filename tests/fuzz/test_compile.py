@@ -38,7 +38,10 @@ def _check_compiled(backend, fn, tensors, dynamic: bool):
         eager, error = outcome(lambda: fn(*leaves))
         assume(error is None)
         torch._dynamo.reset()
-        compiled = torch.compile(fn, fullgraph=True, dynamic=dynamic)(*leaves)
+        # Inductor's layout optimization may give stock convolutions in the graph (and their
+        # gradients) channels_last strides eager would not; the layouts checked are pyimg's.
+        with torch._inductor.config.patch(layout_optimization=False):
+            compiled = torch.compile(fn, fullgraph=True, dynamic=dynamic)(*leaves)
     eager = eager if isinstance(eager, tuple) else (eager,)
     compiled = compiled if isinstance(compiled, tuple) else (compiled,)
     for e, c in zip(eager, compiled, strict=True):
@@ -52,7 +55,8 @@ def _check_compiled(backend, fn, tensors, dynamic: bool):
         g = torch.randn_like(eager[0])
         with use(backend):
             eager_grads = torch.autograd.grad(eager[0], used, g, allow_unused=True)
-            compiled_grads = torch.autograd.grad(compiled[0], used, g, allow_unused=True)
+            with torch._inductor.config.patch(layout_optimization=False):  # compiles backward
+                compiled_grads = torch.autograd.grad(compiled[0], used, g, allow_unused=True)
         for e, c in zip(eager_grads, compiled_grads, strict=True):
             if e is not None:
                 assert same_layout(c, e), f"gradient: compiled {c.stride()}, eager {e.stride()}"
