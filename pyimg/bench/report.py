@@ -4,11 +4,10 @@ temporary name, flushed to disk and renamed, so an interrupted run never leaves 
 import csv
 import io
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from pyimg.atomic import write_atomically
 from pyimg.bench.compare import Change, comparison_table, verdict_counts
 from pyimg.bench.environment import Environment
 from pyimg.bench.results import Row
@@ -91,34 +90,21 @@ def load_rows(path: Path) -> list[Row]:
         raise ValueError(f"{path}: malformed rows ({error})") from None
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def write_files(report: Report, out_dir: Path, stem: str, plot: bool = True) -> list[Path]:
     """<stem>.md, .csv, .json (and .png) in out_dir; returns their paths."""
     out_dir = Path(out_dir)
     paths = {suffix: out_dir / f"{stem}.{suffix}" for suffix in ("md", "csv", "json")}
-    write_atomically(paths["md"], report.markdown().encode())
-    write_atomically(paths["csv"], report.csv_text().encode())
-    write_atomically(paths["json"], (json.dumps(report.to_json(), indent=1) + "\n").encode())
+    write_atomically(paths["md"], lambda f: f.write(report.markdown().encode()))
+    write_atomically(paths["csv"], lambda f: f.write(report.csv_text().encode()))
+    json_text = json.dumps(report.to_json(), indent=1) + "\n"
+    write_atomically(paths["json"], lambda f: f.write(json_text.encode()))
     written = list(paths.values())
     if plot:
         from pyimg.bench.plot import plot_png
 
         png = plot_png(report)
         if png is not None:
-            write_atomically(out_dir / f"{stem}.png", png)
+            write_atomically(out_dir / f"{stem}.png", lambda f: f.write(png))
             written.append(out_dir / f"{stem}.png")
     return written
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import torch
 
-from pyimg.export.files import write_atomically
+from pyimg.atomic import write_atomically
 from pyimg.export.onnx_translations import ONNX_OPSET, TRANSLATIONS
 from pyimg.export.program import export
 

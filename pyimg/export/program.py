@@ -6,8 +6,8 @@ from pathlib import Path
 import torch
 from torch.export import Dim
 
+from pyimg.atomic import write_atomically
 from pyimg.export.decompositions import DECOMPOSITIONS
-from pyimg.export.files import write_atomically
 
 
 def dynamic_shapes(args, min_size: int | None = None, max_size: int | None = None) -> tuple:

@@ -43,7 +43,7 @@ __all__ = [
     "create",
     "list_models",
     "list_pretrained",
+    "optimize_for_inference",
     "pretrained",
     "pretrained_info",
-    "optimize_for_inference",
 ]

@@ -15,43 +15,21 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pyimg.atomic import stale_temporaries, write_atomically
+
 FORMAT = "pyimg-checkpoint-1"
-
-
-def _fsync_folder(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path: str | os.PathLike, write) -> None:
-    """Call ``write(file)`` on a temporary file, fsync it, and rename it to ``path``."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_folder(path.parent)
 
 
 def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
     """Delete the temporary files a killed writer left in ``folder``; returns them."""
-    stale = list(Path(folder).glob(".*.tmp-*"))
+    stale = stale_temporaries(folder)
     for path in stale:
         path.unlink(missing_ok=True)
     return stale
 
 
 def save_checkpoint(state: dict, path: str | os.PathLike) -> None:
-    atomic_write(path, lambda f: torch.save({"format": FORMAT, **state}, f))
+    write_atomically(path, lambda f: torch.save({"format": FORMAT, **state}, f))
 
 
 def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
@@ -104,7 +82,7 @@ def save_weights(tensors: dict[str, torch.Tensor], path: str | os.PathLike,
         raise ValueError(f"safetensors metadata must be strings; not: {bad}")
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     data = save(tensors, metadata=metadata)
-    atomic_write(path, lambda f: f.write(data))
+    write_atomically(path, lambda f: f.write(data))
 
 
 def load_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

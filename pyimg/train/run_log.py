@@ -7,7 +7,7 @@ import csv
 import io
 from pathlib import Path
 
-from pyimg.train.checkpoint import atomic_write
+from pyimg.atomic import write_atomically
 
 
 class RunLog:
@@ -44,7 +44,7 @@ class RunLog:
         writer = csv.DictWriter(buffer, fieldnames=self.columns, restval="")
         writer.writeheader()
         writer.writerows(self.rows)
-        atomic_write(self.path, lambda f: f.write(buffer.getvalue().encode()))
+        write_atomically(self.path, lambda f: f.write(buffer.getvalue().encode()))
 
     def log(self, step: int, kind: str, values: dict[str, float]) -> None:
         """Record ``values`` ("train" losses, "val" metrics) at ``step``."""

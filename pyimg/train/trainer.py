@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import yaml
 
+from pyimg.atomic import write_atomically
 from pyimg.train import checkpoint as ckpt
 from pyimg.train.config import dump_config, load_config
 from pyimg.train.distributed import all_reduce_mean, barrier, init_world, unwrap, wrap
@@ -95,7 +96,7 @@ class Trainer:
             ckpt.remove_stale_temporaries(self.run_dir)
         barrier(self.world)
         if self.world.main and not (self.run_dir / "config.yaml").exists():
-            ckpt.atomic_write(self.run_dir / "config.yaml",
+            write_atomically(self.run_dir / "config.yaml",
                               lambda f: f.write(dump_config(self.config).encode()))
         path = Path(resume) if resume is not None else self.run_dir / "last.pt"
         if resume is None and not path.exists():

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import torch
 
+from pyimg.atomic import atomic_output
 from pyimg.video import image_io, report
-from pyimg.video.atomic import atomic_output
 from pyimg.video.engine import Upscaler
 from pyimg.video.model_spec import SRModel, load_model
 from pyimg.video.pipeline import Pipeline

@@ -17,8 +17,8 @@ import shutil
 import time
 from pathlib import Path
 
+from pyimg.atomic import atomic_output
 from pyimg.video import report as report_module
-from pyimg.video.atomic import atomic_output
 from pyimg.video.stats import StageTimes
 from pyimg.video.video_reader import VideoReader, open_input
 from pyimg.video.video_writer import VideoWriter, choose_codec, choose_layout

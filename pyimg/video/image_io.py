@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pyimg.video.atomic import atomic_output
+from pyimg.atomic import atomic_output
 from pyimg.video.layout import Layout
 from pyimg.video.picture import Picture, from_av_frame, to_av_frame
 

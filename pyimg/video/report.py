@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from pyimg.video.atomic import atomic_output
+from pyimg.atomic import atomic_output
 from pyimg.video.stats import STAGE_NOTES, STAGES, StageTimes
 
 

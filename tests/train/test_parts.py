@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 
+from pyimg.atomic import write_atomically
 from pyimg.train import checkpoint as ckpt
 from pyimg.train import list_recipes, load_config
 from pyimg.train.config import parse_override
@@ -95,7 +96,7 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
         raise RuntimeError("disk full")
 
     with pytest.raises(RuntimeError, match="disk full"):
-        ckpt.atomic_write(path, fail)
+        write_atomically(path, fail)
     assert ckpt.load_checkpoint(path)["step"] == 1
     assert list(tmp_path.iterdir()) == [path]  # no temporary left behind
 

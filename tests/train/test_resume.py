@@ -91,7 +91,7 @@ def _kill_mid_checkpoint(run_dir: Path, marker: Path, save: int, overrides) -> P
     process.send_signal(signal.SIGKILL)
     process.wait()
     marker.unlink()
-    assert torn.exists() and torn.name.startswith(".last.pt.tmp-")
+    assert torn.exists() and torn.name.startswith(".last.partial-")
     return torn
 
 
