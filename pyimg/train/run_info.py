@@ -2,11 +2,12 @@
 ran on, and the check that a resumed run has the settings it started with."""
 
 import os
-import platform
 import re
 from pathlib import Path
 
 import torch
+
+from pyimg.machine import cpu_model
 
 # Settings that may differ when a run is resumed: they change how it is run, not what it
 # computes (``steps`` extends or shortens a run).
@@ -22,13 +23,7 @@ def default_run_dir(name: str, overrides) -> Path:
 
 def machine() -> str:
     """The processor (and GPU) this run uses, for the record."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f
-                       if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    cpu = cpu_model()
     text = f"{cpu} ({os.cpu_count()} cores), {torch.get_num_threads()} torch threads"
     if torch.cuda.is_available():
         text += f", {torch.cuda.get_device_name()}"

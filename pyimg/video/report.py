@@ -2,30 +2,20 @@
 a summary and written as JSON (atomically) for ``--report``."""
 
 import json
-import platform
 import sys
 from pathlib import Path
 
 import torch
 
 from pyimg.atomic import atomic_output
+from pyimg.machine import cpu_model
 from pyimg.video.stats import STAGE_NOTES, STAGES, StageTimes
 
 
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    name = line.split(":", 1)[1].strip()
-                    break
-            else:
-                name = platform.processor() or "CPU"
-    except OSError:
-        name = platform.processor() or "CPU"
-    return f"{name}, {torch.get_num_threads()} threads"
+    return f"{cpu_model()}, {torch.get_num_threads()} threads"
 
 
 def build(fields: dict, times: StageTimes, frames: int, seconds: float) -> dict:
