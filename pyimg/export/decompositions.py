@@ -7,9 +7,8 @@ the largest value winning a position several unpool indices name)."""
 import torch
 import torch.nn.functional as F
 
+from pyimg._format import accumulate_dtype, output_memory_format
 from pyimg.export.ops import by_op
-from pyimg.ops._common import output_memory_format
-from pyimg.ops.batch_norm import accumulate_dtype
 from pyimg.ops.conv import conv2d_reference
 from pyimg.ops.max_pool import (
     Geometry,

@@ -7,15 +7,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pyimg._activation import CONV_ACTIVATIONS, MODULE_ACTIVATIONS
+from pyimg._format import accumulate_dtype, output_memory_format
 from pyimg.nn.batch_norm import _functional_arguments
 from pyimg.nn.fold import batch_norm_scale_shift
 from pyimg.ops import batch_norm_prelu, conv2d
-from pyimg.ops._common import output_memory_format
-from pyimg.ops.batch_norm import accumulate_dtype
 
 # The activation modules Conv2dBNAct fuses, by the name pyimg.ops.conv2d uses.
-_ACTIVATIONS = {type(None): "none", nn.ReLU: "relu", nn.LeakyReLU: "leaky_relu",
-                nn.PReLU: "prelu"}
+_ACTIVATIONS = {type(None): "none"} | {
+    module: name for module, name in MODULE_ACTIVATIONS.items() if name in CONV_ACTIVATIONS}
 
 
 class Conv2d(nn.Conv2d):

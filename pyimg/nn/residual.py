@@ -7,10 +7,10 @@ import copy
 import torch
 from torch import nn
 
+from pyimg._format import accumulate_dtype
 from pyimg.nn.batch_norm import _functional_arguments
 from pyimg.nn.fold import batch_norm_scale_shift
 from pyimg.ops import batch_norm_add, batch_norm_prelu, conv2d
-from pyimg.ops.batch_norm import accumulate_dtype
 
 
 def check_residual_modules(conv1, bn1, prelu, conv2, bn2) -> None:

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 import torch
 
-CONV_ACTIVATIONS = ("none", "relu", "leaky_relu", "prelu")
+from pyimg._activation import CONV_ACTIVATIONS
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ pyimg/triton/conv_backward.py): no atomics anywhere, the same bits on every run.
 
 import torch
 
-from pyimg.ops._common import empty_like_format, output_memory_format
+from pyimg._format import empty_like_format, output_memory_format
 from pyimg.ops.conv_autograd import make_backward, make_setup_context, stock_conv_grads
 from pyimg.ops.conv_checks import (
     Geometry,

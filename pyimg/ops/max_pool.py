@@ -17,8 +17,8 @@ wins, a NaN wins over numbers (the last NaN of the window), indices of an all -i
 its first in-plane tap. Unpool is a gather (each output element decides whether it receives a
 value, so the output is written once and the result is deterministic). Where several indices
 name one output position (overlapping windows, or hand-made indices; stock is
-nondeterministic there and CPU and GPU disagree, pytorch issues #78249 and #132041), the
-largest value wins, NaN counting as the largest, ties going to the lowest pooled position;
+nondeterministic there and CPU and GPU disagree, PyTorch's GitHub issues 78249 and 132041),
+the largest value wins, NaN counting as the largest, ties going to the lowest pooled position;
 -0.0 and +0.0 count as equal. The unpool backward gives the gradient to that winner only (the
 derivative of the forward); stock gives it to every duplicate. An index naming no position of
 the output plane raises (the ``cuda`` backend, like stock's CUDA kernel, checks on the device
@@ -36,8 +36,10 @@ import torch
 import torch.nn.functional as F
 from torch.fx.experimental.symbolic_shapes import statically_known_true
 
-from pyimg import _backend, _extension
-from pyimg.ops._common import check_4d, empty_like_format, output_memory_format, unsupported_dtype
+from pyimg import _backend
+from pyimg._format import empty_like_format, output_memory_format
+from pyimg.ops._common import check_4d, unsupported_dtype
+from pyimg.ops._registry import ByBackend, Op, register
 
 _INDEX_DTYPES = {torch.int64: False, torch.uint8: True}  # dtype -> compact
 
@@ -371,13 +373,10 @@ def _setup_unpool(ctx, inputs, output):
     ctx.save_for_backward(x, indices)
 
 
-def _register(suffix: str) -> _Ops:
+def _family(suffix: str) -> _Ops:
     names = ["max_pool2d_with_indices", "max_pool2d_with_indices_backward", "max_unpool2d",
              "max_unpool2d_backward"]
-    ops = _Ops(*(getattr(torch.ops.pyimg, name + suffix).default for name in names))
-    fakes = (_fake_pool, _fake_pool_backward, _fake_unpool, _fake_unpool_backward)
-    for name, fake in zip(names, fakes, strict=True):
-        torch.library.register_fake(f"pyimg::{name}{suffix}")(fake)
+    ops = _Ops(*(Op(name + suffix) for name in names))
 
     def pool_backward(ctx, grad, _grad_indices):
         (indices,) = ctx.saved_tensors
@@ -387,22 +386,17 @@ def _register(suffix: str) -> _Ops:
         x, indices = ctx.saved_tensors
         return ops.unpool_backward(grad, x, indices, *ctx.args), None, None, None, None, None, None
 
-    torch.library.register_autograd(f"pyimg::{names[0]}{suffix}", pool_backward,
-                                    setup_context=_setup_pool)
-    torch.library.register_autograd(f"pyimg::{names[2]}{suffix}", unpool_backward,
-                                    setup_context=_setup_unpool)
+    register(names[0] + suffix, _fake_pool, pool_backward, _setup_pool)
+    register(names[1] + suffix, _fake_pool_backward)
+    register(names[2] + suffix, _fake_unpool, unpool_backward, _setup_unpool)
+    register(names[3] + suffix, _fake_unpool_backward)
     return ops
 
 
-_TRITON_OPS = _register("_triton")
-_EXTENSION_OPS = _register("") if _extension.loaded() else None
+OPS = ByBackend(_family)
 
 
 # -- the public functions --------------------------------------------------------------------
-
-
-def _ops_for(backend: str) -> _Ops:
-    return _TRITON_OPS if backend == "triton" else _EXTENSION_OPS
 
 
 def max_pool2d_with_indices(x: torch.Tensor, kernel_size, stride=None, padding=0, dilation=1,
@@ -416,7 +410,7 @@ def max_pool2d_with_indices(x: torch.Tensor, kernel_size, stride=None, padding=0
     if backend == "torch":
         y, idx = max_pool2d_reference(x4, g, ceil_mode, compact)
     else:
-        y, idx = _ops_for(backend).pool(x4, *g.args(), ceil_mode, compact)
+        y, idx = OPS[backend].pool(x4, *g.args(), ceil_mode, compact)
     return (y.squeeze(0), idx.squeeze(0)) if x.dim() == 3 else (y, idx)
 
 
@@ -437,5 +431,5 @@ def max_unpool2d(x: torch.Tensor, indices: torch.Tensor, kernel_size, stride=Non
         y = max_unpool2d_reference(x4, i4, g)
     else:
         kernel, stride_, padding_, _ = g.args()
-        y = _ops_for(backend).unpool(x4, i4, kernel, stride_, padding_, [g.H, g.W], compact)
+        y = OPS[backend].unpool(x4, i4, kernel, stride_, padding_, [g.H, g.W], compact)
     return y.squeeze(0) if x.dim() == 3 else y
