@@ -44,7 +44,7 @@ def output_memory_format(x: torch.Tensor) -> torch.memory_format:
     when x is channels_last-contiguous but not NCHW-contiguous (``x.is_contiguous(memory_format=
     torch.channels_last)``, which ignores the strides of size-1 dimensions), otherwise what
     ``Tensor.suggest_memory_format()`` reads from x's strides (views, and tensors contiguous in
-    both formats). csrc/ops/pixel_shuffle.cpp has the same rule for the C++ kernels; an output
+    both formats). csrc/ops/common.cpp has the same rule for the C++ kernels; an output
     allocated in the format this returns gets it back."""
     if x.dim() != 4:
         return torch.contiguous_format

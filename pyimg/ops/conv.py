@@ -43,7 +43,7 @@ from pyimg._format import (
 from pyimg.ops import batch_norm, depthwise_conv, pixel_shuffle
 from pyimg.ops._common import unsupported_dtype
 from pyimg.ops.conv_checks import (
-    Geometry,
+    ConvGeometry,
     check_epilogue,
     check_geometry,
     check_residual,
@@ -106,7 +106,7 @@ def _epilogue_ops(backend: str) -> _EpilogueOps:
                         pixel_shuffle.OPS[backend].unshuffle)
 
 
-def _stock_convolution(x, weight, bias, geometry: Geometry):
+def _stock_convolution(x, weight, bias, geometry: ConvGeometry):
     fmt = output_memory_format(x)
     # Stock's CPU weight gradient (grouped, float64) is wrong for a channels_last x whose
     # size-1 H carries another stride: the same memory, channels_last's own strides.
@@ -219,7 +219,7 @@ def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
     return y.squeeze(0) if unbatched else y
 
 
-def _op_geometry(geometry: Geometry) -> tuple[list[int], list[int], list[int]]:
+def _op_geometry(geometry: ConvGeometry) -> tuple[list[int], list[int], list[int]]:
     return list(geometry.stride), list(geometry.padding), list(geometry.dilation)
 
 
@@ -227,7 +227,7 @@ def _in_dtype(residual, x):
     return in_dtype(residual, x.dtype)
 
 
-def _direct_depthwise(backend: str, x, geometry: Geometry, r: int) -> bool:
+def _direct_depthwise(backend: str, x, geometry: ConvGeometry, r: int) -> bool:
     """Whether depthwise_conv2d serves this call (see the module docstring)."""
     if geometry.groups != x.shape[1] or r != 1:
         return False

@@ -56,7 +56,7 @@ def _pair(v, name: str) -> tuple[int, int]:
 
 
 @dataclass(frozen=True)
-class Geometry:
+class PoolGeometry:
     """csrc/ops/max_pool.h's PoolGeometry: plane (H, W), pooled plane (PH, PW)."""
 
     kh: int
@@ -91,7 +91,7 @@ def _check_input(x: torch.Tensor, op: str) -> None:
         raise RuntimeError(f"{op}: non-empty 3D or 4D (batch mode) tensor expected for input")
 
 
-def pool_geometry(x, kernel_size, stride, padding, dilation, ceil_mode, compact) -> Geometry:
+def pool_geometry(x, kernel_size, stride, padding, dilation, ceil_mode, compact) -> PoolGeometry:
     """Validates like stock (same exception types) and returns the geometry."""
     _check_input(x, "max_pool2d")
     kh, kw = _pair(kernel_size, "kernel_size")
@@ -115,10 +115,10 @@ def pool_geometry(x, kernel_size, stride, padding, dilation, ceil_mode, compact)
     if PH <= 0 or PW <= 0:
         raise RuntimeError(f"max_pool2d: given input size ({H}x{W}), the calculated output size "
                            f"({PH}x{PW}) is too small")
-    return Geometry(kh, kw, sh, sw, ph, pw, dh, dw, H, W, PH, PW)
+    return PoolGeometry(kh, kw, sh, sw, ph, pw, dh, dw, H, W, PH, PW)
 
 
-def unpool_geometry(x, indices, kernel_size, stride, padding, output_size) -> Geometry:
+def unpool_geometry(x, indices, kernel_size, stride, padding, output_size) -> PoolGeometry:
     """Validates like stock F.max_unpool2d (same exception types) and returns the geometry."""
     _check_input(x, "max_unpool2d")
     if indices.dtype not in _INDEX_DTYPES:
@@ -153,13 +153,13 @@ def unpool_geometry(x, indices, kernel_size, stride, padding, output_size) -> Ge
                 raise ValueError(f'invalid output_size "{size}" (dim {d} must be between '
                                  f"{dflt - s} and {dflt + s})")
         H, W = size
-    return Geometry(kh, kw, sh, sw, ph, pw, 1, 1, H, W, PH, PW)
+    return PoolGeometry(kh, kw, sh, sw, ph, pw, 1, 1, H, W, PH, PW)
 
 
 # -- the torch reference backend -------------------------------------------------------------
 
 
-def compact_from_flat(flat: torch.Tensor, g: Geometry) -> torch.Tensor:
+def compact_from_flat(flat: torch.Tensor, g: PoolGeometry) -> torch.Tensor:
     """The tap inside each window that flat indices name (uint8). A window with no tap in the
     plane (dilation can leave all of it in the padding) has a flat index outside the plane, as
     stock's; its tap is the kernels', the first past the padding."""
@@ -173,7 +173,7 @@ def compact_from_flat(flat: torch.Tensor, g: Geometry) -> torch.Tensor:
     return torch.where(no_tap, ki0 * g.kw + kj0, ki * g.kw + kj).to(torch.uint8)
 
 
-def flat_from_compact(taps: torch.Tensor, g: Geometry) -> torch.Tensor:
+def flat_from_compact(taps: torch.Tensor, g: PoolGeometry) -> torch.Tensor:
     """The plane positions compact indices name; -1 where one names none (max_pool.h)."""
     t = taps.long()
     h = (torch.arange(g.PH, device=t.device).view(-1, 1) * g.sh - g.pad_h) + (t // g.kw) * g.dh
@@ -182,7 +182,7 @@ def flat_from_compact(taps: torch.Tensor, g: Geometry) -> torch.Tensor:
     return torch.where(ok, h * g.W + w, -1)
 
 
-def max_pool2d_reference(x4, g: Geometry, ceil_mode: bool, compact: bool):
+def max_pool2d_reference(x4, g: PoolGeometry, ceil_mode: bool, compact: bool):
     """Stock max_pool2d (4-D x), indices converted to compact on request; x's memory format.
     The values are differentiable as a gather of x at the indices: stock's backward writes
     out of bounds for a window wholly in the padding (dilation), whose index names no
@@ -202,7 +202,7 @@ def max_pool2d_reference(x4, g: Geometry, ceil_mode: bool, compact: bool):
     return y.contiguous(memory_format=fmt), idx.contiguous(memory_format=fmt)
 
 
-def _checked_flat(indices, g: Geometry, compact: bool) -> torch.Tensor:
+def _checked_flat(indices, g: PoolGeometry, compact: bool) -> torch.Tensor:
     flat = flat_from_compact(indices, g) if compact else indices
     bad = (flat < 0) | (flat >= g.H * g.W)
     if bad.any():
@@ -224,7 +224,7 @@ def _winners(values: torch.Tensor, idx: torch.Tensor, plane: int) -> torch.Tenso
     return first.gather(1, idx) == pos
 
 
-def max_unpool2d_reference(x4, indices, g: Geometry):
+def max_unpool2d_reference(x4, indices, g: PoolGeometry):
     """Unpool from stock ops with pyimg's duplicate rule; differentiable in x, where only the
     winners get gradients. Deterministic: only winners are scattered (unique targets); the
     others go to a spare column that is dropped."""
@@ -241,7 +241,7 @@ def max_unpool2d_reference(x4, indices, g: Geometry):
     return out.contiguous(memory_format=output_memory_format(x4))
 
 
-def max_unpool2d_reference_backward(grad_out, x4, indices, g: Geometry):
+def max_unpool2d_reference_backward(grad_out, x4, indices, g: PoolGeometry):
     """The gradient of max_unpool2d_reference in x, without autograd: each winner gets the
     gradient at the position it wins."""
     compact = indices.dtype == torch.uint8
@@ -256,8 +256,8 @@ def max_unpool2d_reference_backward(grad_out, x4, indices, g: Geometry):
 # -- the Triton ops --------------------------------------------------------------------------
 
 
-def _geometry_of(x, kernel_size, stride, padding, dilation, H, W, PH, PW) -> Geometry:
-    return Geometry(*kernel_size, *stride, *padding, *dilation, H, W, PH, PW)
+def _geometry_of(x, kernel_size, stride, padding, dilation, H, W, PH, PW) -> PoolGeometry:
+    return PoolGeometry(*kernel_size, *stride, *padding, *dilation, H, W, PH, PW)
 
 
 def _channels_last(x: torch.Tensor) -> bool:
@@ -286,7 +286,7 @@ def _pool_backward_triton(grad_out: torch.Tensor, indices: torch.Tensor, input_s
     return kernels.pool_backward(grad_out, indices, g, compact, _channels_last(grad_out))
 
 
-def _in_window(indices, g: Geometry, compact: bool) -> bool:
+def _in_window(indices, g: PoolGeometry, compact: bool) -> bool:
     """Validates (raises on an index outside the plane) and says whether every index lies in
     its own window, where the Triton gather kernels apply."""
     flat = _checked_flat(indices, g, compact)
