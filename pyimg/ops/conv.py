@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from pyimg import _backend
+from pyimg._activation import apply_activation
 from pyimg._format import (
     accumulate_dtype,
     in_dtype,
@@ -55,16 +56,6 @@ from pyimg.ops.pixel_shuffle import pixel_shuffle_reference
 # -- the torch reference backend -------------------------------------------------------------
 
 
-def _activate(y, activation, prelu_weight, negative_slope):
-    if activation == "relu":
-        return F.relu(y)
-    if activation == "leaky_relu":
-        return F.leaky_relu(y, negative_slope)
-    if activation == "prelu":
-        return F.prelu(y, prelu_weight)
-    return y
-
-
 def conv2d_reference(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
                      scale=None, shift=None, activation="none", prelu_weight=None,
                      negative_slope=0.01, residual=None, add_before_activation=False,
@@ -83,7 +74,7 @@ def conv2d_reference(x, weight, bias=None, stride=1, padding=0, dilation=1, grou
         y = pixel_shuffle_reference(y, upscale_factor)
     if residual is not None and add_before_activation:
         y = y + residual
-    y = _activate(y, activation, prelu_weight, negative_slope)
+    y = apply_activation(y, activation, prelu_weight, negative_slope)
     if residual is not None and not add_before_activation:
         y = y + residual
     return y.contiguous(memory_format=fmt)
