@@ -4,12 +4,18 @@
 model zoo (with ``pyimg.losses`` and ``pyimg.metrics``); ``convert(model)`` swaps pyimg's
 modules into any model; ``backends()`` tells which kernel backends this machine can run and
 why others cannot; ``use_backend(name)`` forces one.
+
+The zoo, losses, metrics and ``convert`` load on first use, so ``import pyimg`` costs only the
+op layer.
 """
 
-from pyimg import losses, metrics, models, nn, ops
+import importlib
+
+from pyimg import nn, ops
 from pyimg._backend import BACKENDS, backends, use_backend
 from pyimg._extension import BUILD_INFO as build_info
-from pyimg.conversion import convert
+
+_ON_FIRST_USE = ("losses", "metrics", "models")
 
 __version__ = "0.1.0"
 __all__ = [
@@ -24,3 +30,17 @@ __all__ = [
     "ops",
     "use_backend",
 ]
+
+
+def __getattr__(name: str):
+    if name in _ON_FIRST_USE:
+        return importlib.import_module(f"pyimg.{name}")
+    if name == "convert":
+        from pyimg.conversion import convert
+
+        return convert
+    raise AttributeError(f"module 'pyimg' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -44,8 +44,20 @@ def _validated(name: str | None) -> str | None:
 _forced: str | None = _validated(os.environ.get("PYIMG_BACKEND") or None)
 
 
+_unavailable_by_device_type: dict[tuple[str, str], str | None] = {}
+
+
 def unavailable(name: str, device: torch.device) -> str | None:
-    """Why backend ``name`` cannot run on ``device`` (None when it can)."""
+    """Why backend ``name`` cannot run on ``device`` (None when it can). Fixed for the
+    process (the extension, the triton package and the environment are read at import), so
+    kept per device type: ops ask on every call."""
+    key = (name, device.type)
+    if key not in _unavailable_by_device_type:
+        _unavailable_by_device_type[key] = _why_unavailable(name, device)
+    return _unavailable_by_device_type[key]
+
+
+def _why_unavailable(name: str, device: torch.device) -> str | None:
     if name == "torch":
         return None
     if name == "triton":

@@ -4,13 +4,9 @@
 #include <ATen/ops/empty.h>
 #include <torch/library.h>
 
-#include "ops/pixel_shuffle.h"
+#include "ops/common.h"
 
 namespace pyimg {
-
-at::ScalarType accumulate_type_of(const at::Tensor& x) {
-  return x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-}
 
 at::Tensor checked_input(const at::Tensor& x, const char* op) {
   TORCH_CHECK(x.dim() == 4, op, " expects a 4-D (N, C, H, W) input, but got input with ", x.dim(),
@@ -25,8 +21,8 @@ static at::Tensor checked_channel_tensor(const at::Tensor& p, const at::Tensor& 
   const int64_t channels = x.size(1);
   TORCH_CHECK(p.device() == x.device(), "Expected all tensors to be on the same device, but ",
               name, " is on ", p.device(), " and the input on ", x.device());
-  TORCH_CHECK(p.scalar_type() == accumulate_type_of(x), op, ": ", name, " must be ",
-              accumulate_type_of(x), " for a ", x.scalar_type(), " input, but got ",
+  TORCH_CHECK(p.scalar_type() == accumulate_type(x), op, ": ", name, " must be ",
+              accumulate_type(x), " for a ", x.scalar_type(), " input, but got ",
               p.scalar_type());
   TORCH_CHECK(p.dim() == 1 && (p.numel() == channels || (one_ok && p.numel() == 1)), op, ": ",
               name, " must be 1-D with ", channels, " element(s), but got shape ", p.sizes());
@@ -58,7 +54,7 @@ at::Tensor checked_like(const at::Tensor& t, const at::Tensor& x, const char* na
 }
 
 at::Tensor empty_channels(const at::Tensor& x) {
-  return at::empty({x.size(1)}, x.options().dtype(accumulate_type_of(x)));
+  return at::empty({x.size(1)}, x.options().dtype(accumulate_type(x)));
 }
 
 }  // namespace pyimg

@@ -63,8 +63,6 @@ ChannelView<Acc> channel_view(const BatchNormParams& p) {
           p.alpha.defined() && p.alpha.numel() > 1 ? 1 : 0, p.relu};
 }
 
-at::ScalarType accumulate_type_of(const at::Tensor& x);
-
 // x must be 4-D floating; returns x in the layout the kernels read and write (its own when it
 // is NCHW- or channels_last-contiguous, else a contiguous copy).
 at::Tensor checked_input(const at::Tensor& x, const char* op);

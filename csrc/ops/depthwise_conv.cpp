@@ -5,16 +5,12 @@
 #include <ATen/ops/full.h>
 #include <torch/library.h>
 
-#include "ops/pixel_shuffle.h"
+#include "ops/common.h"
 
 namespace pyimg {
 namespace {
 
 constexpr const char* kOp = "depthwise_conv2d";
-
-at::ScalarType accumulate_type(const at::Tensor& x) {
-  return x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-}
 
 void check_same_device(const at::Tensor& t, const at::Tensor& x, const char* name) {
   TORCH_CHECK(t.device() == x.device(),

@@ -5,7 +5,7 @@
 #include <ATen/ATen.h>
 #include <torch/library.h>
 
-#include "ops/pixel_shuffle.h"
+#include "ops/common.h"
 
 namespace pyimg {
 

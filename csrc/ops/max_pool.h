@@ -111,9 +111,9 @@ void check_grad_planes(const at::Tensor& grad_out, const at::Tensor& x, const ch
 at::Tensor empty_planes(const at::Tensor& like, int64_t h, int64_t w, at::ScalarType dtype);
 
 // What validate_unpool_indices found: every index names a position in its own window (the
-// gather kernels apply), some name in-plane positions outside their window (the scatter
-// path below applies), or some name no position of the plane (an error).
-enum class IndexCheck : int { kInWindow = 0, kOutsideWindow = 1, kOutsidePlane = 2 };
+// gather kernels apply), or some name in-plane positions outside their window (the scatter
+// path below applies); an index naming no position of the plane raises.
+enum class IndexCheck : int { kInWindow = 0, kOutsideWindow = 1 };
 [[noreturn]] void invalid_index_error(int64_t idx, const PoolGeometry& g);
 
 // The deterministic scatter form of max_unpool2d for flat indices that leave their window

@@ -8,14 +8,6 @@
 
 namespace pyimg {
 
-at::MemoryFormat output_memory_format(const at::Tensor& x) {
-  if (x.dim() != 4) return at::MemoryFormat::Contiguous;
-  if (x.is_contiguous(at::MemoryFormat::ChannelsLast) && !x.is_contiguous()) {
-    return at::MemoryFormat::ChannelsLast;
-  }
-  return x.suggest_memory_format();
-}
-
 static void check_common(const at::Tensor& t, int64_t r, const char* op, const char* factor) {
   TORCH_CHECK(t.dim() == 4, op, " expects a 4-D (N, C, H, W) input, but got input with ", t.dim(),
               " dimension(s)");

@@ -13,19 +13,9 @@
 #include <optional>
 
 #include "ops/activation.h"
+#include "ops/common.h"
 
 namespace pyimg {
-
-// The layout pyimg's ops give their output, PyTorch's definition: channels_last when x is
-// channels_last-contiguous but not contiguous (is_contiguous ignores the strides of size-1
-// dimensions), else x.suggest_memory_format() (views, and tensors contiguous in both formats).
-// pyimg/ops/_common.py has the same rule for the Python side and the fake kernels; an output
-// allocated in the format this returns gets it back.
-at::MemoryFormat output_memory_format(const at::Tensor& x);
-
-inline bool is_channels_last(const at::Tensor& x) {
-  return output_memory_format(x) == at::MemoryFormat::ChannelsLast;
-}
 
 // Validated epilogue of the fused shuffle: bias has one value per small channel, the PReLU
 // weight one per large channel (or one for all).

@@ -9,16 +9,13 @@ all keep working on them; the fused modules themselves hold no state.
 import torch
 from torch import nn
 
+from pyimg._activation import apply_activation
+from pyimg._format import accumulate_dtype
 from pyimg.conversion.graph import Activation
 from pyimg.nn.batch_norm import _functional_arguments
 from pyimg.nn.fold import batch_norm_scale_shift
 from pyimg.ops import batch_norm_add, batch_norm_prelu, conv2d, pixel_shuffle
-from pyimg.ops.activation import apply_activation
-from pyimg.ops.batch_norm import accumulate_dtype
 from pyimg.ops.conv_checks import check_geometry, output_shape
-
-# The activations pyimg.ops.conv2d's epilogue and the fused batch norm compute.
-CONV_ACTIVATIONS = ("relu", "leaky_relu", "prelu")
 
 
 def _activate(y, activation: Activation | None):

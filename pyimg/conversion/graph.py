@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import fx, nn
 
 from pyimg import nn as pnn
+from pyimg._activation import MODULE_ACTIVATIONS
 
 _RELU = {F.relu, F.relu_, torch.relu, torch.relu_}
 _LEAKY_RELU = {F.leaky_relu, F.leaky_relu_, torch._C._nn.leaky_relu, torch._C._nn.leaky_relu_}
@@ -21,8 +22,6 @@ _FUNCTION_KINDS = [(_RELU, "relu"), (_LEAKY_RELU, "leaky_relu"), (_PRELU, "prelu
                    (_TANH, "tanh"), (_SIGMOID, "sigmoid")]
 _METHOD_KINDS = {"relu": "relu", "relu_": "relu", "tanh": "tanh", "tanh_": "tanh",
                  "sigmoid": "sigmoid", "sigmoid_": "sigmoid"}
-_MODULE_KINDS = {nn.ReLU: "relu", nn.LeakyReLU: "leaky_relu", nn.PReLU: "prelu",
-                 nn.Tanh: "tanh", nn.Sigmoid: "sigmoid"}
 # Activations no pyimg epilogue computes, named for the report's near misses.
 _OTHER_ACTIVATIONS = (nn.GELU, nn.SiLU, nn.ELU, nn.ReLU6, nn.Hardswish, nn.Hardtanh, nn.Mish,
                       nn.Softplus, nn.SELU, nn.CELU, nn.Hardsigmoid, nn.LogSigmoid)
@@ -109,7 +108,7 @@ class GraphView:
             return None
         module = self.module(node)
         if module is not None:
-            kind = _MODULE_KINDS.get(type(module))
+            kind = MODULE_ACTIVATIONS.get(type(module))
             if kind == "leaky_relu":
                 return Activation(kind, module.negative_slope)
             if kind == "prelu":

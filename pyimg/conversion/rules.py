@@ -23,6 +23,7 @@ from torch import fx, nn
 
 from pyimg import nn as pnn
 from pyimg import ops
+from pyimg._activation import CONV_ACTIVATIONS
 from pyimg.conversion.engine import (
     Rewrite,
     register_function_rule,
@@ -30,7 +31,6 @@ from pyimg.conversion.engine import (
     register_module_rule,
 )
 from pyimg.conversion.fused import (
-    CONV_ACTIVATIONS,
     FusedBatchNorm,
     FusedConv2d,
     PixelShuffleActivation,

@@ -7,12 +7,11 @@ the largest value winning a position several unpool indices name)."""
 import torch
 import torch.nn.functional as F
 
+from pyimg._format import accumulate_dtype, output_memory_format
 from pyimg.export.ops import by_op
-from pyimg.ops._common import output_memory_format
-from pyimg.ops.batch_norm import accumulate_dtype
 from pyimg.ops.conv import conv2d_reference
 from pyimg.ops.max_pool import (
-    Geometry,
+    PoolGeometry,
     _winners,
     flat_from_compact,
     max_pool2d_reference,
@@ -84,7 +83,7 @@ def max_pool2d_with_indices(x, kernel_size, stride, padding, dilation, ceil_mode
 
 def max_unpool2d(x, indices, kernel_size, stride, padding, output_size, compact):
     (kh, kw), (sh, sw), (ph, pw), (height, width) = kernel_size, stride, padding, output_size
-    g = Geometry(kh, kw, sh, sw, ph, pw, 1, 1, height, width, *x.shape[2:])
+    g = PoolGeometry(kh, kw, sh, sw, ph, pw, 1, 1, height, width, *x.shape[2:])
     # The index check of max_unpool2d_reference needs a value at trace time: an index out of
     # the plane makes the scatter below raise instead.
     flat = flat_from_compact(indices, g) if compact else indices

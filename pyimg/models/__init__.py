@@ -4,11 +4,9 @@
 ``create(name, **kwargs)`` builds one by name, ``list_models()`` lists them;
 ``pretrained(name)`` loads one with the weights that ship with pyimg (``list_pretrained()``,
 ``pretrained_info(name)``).
-``optimize_for_inference(model)`` (from ``pyimg.inference``) prepares one for fast CPU
-inference.
+``pyimg.inference.optimize_for_inference(model)`` prepares one for fast CPU inference.
 """
 
-from pyimg.inference import optimize_for_inference
 from pyimg.models._registry import create, list_models
 from pyimg.models.colorization import ColorizationNet
 from pyimg.models.fcn import FCN8s, FCN16s, FCN32s

@@ -8,7 +8,7 @@ and width symbolic instead of specializing them.
 import torch
 from torch.fx.experimental.symbolic_shapes import statically_known_true
 
-from pyimg.ops._common import output_memory_format
+from pyimg._format import output_memory_format
 
 
 def _reflected(start: int, stop: int, size, device) -> torch.Tensor:

@@ -1,11 +1,12 @@
 """Drop-in replacements for ``torch.nn`` modules, on pyimg's kernels.
 
-Same constructor arguments and state_dict keys as the stock module they replace. Names that
-no pyimg kernel backs yet are the stock modules themselves, so models can be written against
-``pyimg.nn`` today and pick up the kernels as they land.
+Same constructor arguments and state_dict keys as the stock module they replace.
+``BatchNorm2d``, ``ConvTranspose2d`` and ``PReLU`` are the stock modules themselves (no pyimg
+kernel of their own; batch norm and PReLU run fused in ``BatchNormPReLU``, ``BatchNormAdd``,
+``Conv2dBNAct``), so a model written against ``pyimg.nn`` needs no stock import.
 """
 
-from torch.nn import (  # stock until their pyimg kernels land (issues 3, 4, 5)
+from torch.nn import (
     BatchNorm2d,
     ConvTranspose2d,
     PReLU,

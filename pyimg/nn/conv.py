@@ -7,15 +7,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pyimg._activation import CONV_ACTIVATIONS, MODULE_ACTIVATIONS
+from pyimg._format import accumulate_dtype, output_memory_format
+from pyimg.nn._eval_cache import CachesForEval, EvalCache
 from pyimg.nn.batch_norm import _functional_arguments
 from pyimg.nn.fold import batch_norm_scale_shift
 from pyimg.ops import batch_norm_prelu, conv2d
-from pyimg.ops._common import output_memory_format
-from pyimg.ops.batch_norm import accumulate_dtype
 
 # The activation modules Conv2dBNAct fuses, by the name pyimg.ops.conv2d uses.
-_ACTIVATIONS = {type(None): "none", nn.ReLU: "relu", nn.LeakyReLU: "leaky_relu",
-                nn.PReLU: "prelu"}
+_ACTIVATIONS = {type(None): "none"} | {
+    module: name for module, name in MODULE_ACTIVATIONS.items() if name in CONV_ACTIVATIONS}
 
 
 class Conv2d(nn.Conv2d):
@@ -34,7 +35,7 @@ class Conv2d(nn.Conv2d):
                       self.groups)
 
 
-class Conv2dBNAct(nn.Module):
+class Conv2dBNAct(CachesForEval):
     """``nn.Sequential(conv, nn.BatchNorm2d(out_channels), act)`` with act None, ReLU,
     LeakyReLU or PReLU; state_dict keys ``conv.*``, ``bn.*``, ``act.*`` as that Sequential's
     (with indices named).
@@ -42,7 +43,8 @@ class Conv2dBNAct(nn.Module):
     Training (or a BatchNorm without running statistics): the convolution, then one fused
     BatchNorm + activation pass over the batch's statistics, updating the running statistics
     exactly as ``nn.BatchNorm2d``. Eval: BatchNorm folded into the convolution's epilogue as a
-    per-channel scale and shift (recomputed every call, so never stale), one op in all.
+    per-channel scale and shift, one op in all; with gradients off the fold is computed once
+    and kept until BatchNorm's state changes (see pyimg/nn/_eval_cache.py).
     """
 
     def __init__(self, conv: nn.Conv2d, bn: nn.BatchNorm2d, act: nn.Module | None = None):
@@ -58,6 +60,7 @@ class Conv2dBNAct(nn.Module):
                              f"{conv.out_channels} output channels")
         self.conv, self.bn, self.act = conv, bn, act
         self.activation = _ACTIVATIONS[type(act)]
+        self._fold = EvalCache()
 
     @classmethod
     def from_modules(cls, conv: nn.Conv2d, bn: nn.BatchNorm2d,
@@ -75,7 +78,10 @@ class Conv2dBNAct(nn.Module):
         foldable = bn.running_mean is not None and bn.running_var is not None
         if self.training or not foldable or conv.padding_mode != "zeros":
             return self._forward_unfolded(x)
-        scale, shift = batch_norm_scale_shift(bn, accumulate_dtype(x))
+        acc = accumulate_dtype(x)
+        scale, shift = self._fold.get(
+            (bn.running_mean, bn.running_var, bn.weight, bn.bias),
+            lambda: batch_norm_scale_shift(bn, acc), (acc, bn.eps))
         prelu_weight = self.act.weight if self.activation == "prelu" else None
         return conv2d(x, conv.weight, conv.bias, conv.stride, conv.padding, conv.dilation,
                       conv.groups, scale=scale, shift=shift, activation=self.activation,

@@ -3,16 +3,8 @@
 import torch
 from torch import nn
 
+from pyimg._activation import MODULE_ACTIVATIONS
 from pyimg.ops import pixel_shuffle, pixel_unshuffle
-
-# The activation modules PixelShuffleAct fuses, by the name pyimg.ops.pixel_shuffle uses.
-FUSABLE_ACTIVATIONS = {
-    nn.ReLU: "relu",
-    nn.LeakyReLU: "leaky_relu",
-    nn.PReLU: "prelu",
-    nn.Tanh: "tanh",
-    nn.Sigmoid: "sigmoid",
-}
 
 
 class PixelShuffle(nn.PixelShuffle):
@@ -54,10 +46,10 @@ class PixelShuffleAct(nn.Module):
     @classmethod
     def from_modules(cls, shuffle: nn.PixelShuffle, act: nn.Module) -> "PixelShuffleAct":
         """Build from a stock PixelShuffle and the activation module after it (weights copied)."""
-        if type(act) not in FUSABLE_ACTIVATIONS:
+        if type(act) not in MODULE_ACTIVATIONS:
             raise TypeError(f"cannot fuse {type(act).__name__}; expected one of "
-                            f"{[t.__name__ for t in FUSABLE_ACTIVATIONS]}")
-        name = FUSABLE_ACTIVATIONS[type(act)]
+                            f"{[t.__name__ for t in MODULE_ACTIVATIONS]}")
+        name = MODULE_ACTIVATIONS[type(act)]
         fused = cls(shuffle.upscale_factor, name,
                     negative_slope=getattr(act, "negative_slope", 0.01))
         if name == "prelu":

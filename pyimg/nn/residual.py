@@ -7,10 +7,11 @@ import copy
 import torch
 from torch import nn
 
+from pyimg._format import accumulate_dtype
+from pyimg.nn._eval_cache import CachesForEval, EvalCache
 from pyimg.nn.batch_norm import _functional_arguments
 from pyimg.nn.fold import batch_norm_scale_shift
 from pyimg.ops import batch_norm_add, batch_norm_prelu, conv2d
-from pyimg.ops.batch_norm import accumulate_dtype
 
 
 def check_residual_modules(conv1, bn1, prelu, conv2, bn2) -> None:
@@ -37,7 +38,7 @@ def check_residual_modules(conv1, bn1, prelu, conv2, bn2) -> None:
         raise ValueError(f"BatchNorm2d / PReLU sizes do not match {channels} channels")
 
 
-class ResidualBlock(nn.Module):
+class ResidualBlock(CachesForEval):
     """``x + bn2(conv2(prelu(bn1(conv1(x)))))`` with 'same'-padded k x k convolutions of
     ``channels`` channels; state_dict keys ``conv1.*``, ``bn1.*``, ``prelu.weight``,
     ``conv2.*``, ``bn2.*``.
@@ -49,12 +50,9 @@ class ResidualBlock(nn.Module):
     epilogues (per-channel scale and shift), so inference is two pyimg convolutions, the
     first ending in PReLU and the second in the residual sum.
 
-    The fold is recomputed from the BatchNorm state at every eval call, so it can never be
-    stale; ``fuse()`` caches it for inference, saving those few small per-channel kernels.
-    The cache is dropped by ``train()``, ``load_state_dict()`` and moves (``to()``), is only
-    read with gradients off (BatchNorm's parameters get their gradients through the
-    recomputed fold), and must be refreshed by ``fuse()`` after editing BatchNorm's state in
-    place.
+    With gradients off the folds are computed once and kept until BatchNorm's state changes
+    (see pyimg/nn/_eval_cache.py), saving those few small per-channel kernels per call; with
+    them on they are recomputed, so BatchNorm's parameters get their gradients.
     """
 
     def __init__(self, channels: int, kernel_size: int = 3, bias: bool = True,
@@ -69,7 +67,7 @@ class ResidualBlock(nn.Module):
         self.conv2 = nn.Conv2d(channels, channels, kernel_size, padding=kernel_size // 2,
                                bias=bias, **kw)
         self.bn2 = nn.BatchNorm2d(channels, eps, momentum, **kw)
-        self._folds = None
+        self._folds = EvalCache()
 
     @classmethod
     def from_modules(cls, conv1: nn.Conv2d, bn1: nn.BatchNorm2d, prelu: nn.PReLU,
@@ -85,37 +83,28 @@ class ResidualBlock(nn.Module):
 
     @torch.no_grad()
     def fuse(self) -> "ResidualBlock":
-        """Cache the BatchNorm folds for inference (see the class docstring); returns self."""
-        acc = accumulate_dtype(self.conv1.weight)
-        self._folds = (batch_norm_scale_shift(self.bn1, acc), batch_norm_scale_shift(self.bn2, acc))
+        """Compute the BatchNorm folds for inference now rather than at the first eval call
+        (for inputs of the weights' dtype); returns self."""
+        self._folds_for(accumulate_dtype(self.conv1.weight))
         return self
 
     def unfuse(self) -> None:
         """Drop the cached folds."""
-        self._folds = None
+        self._folds.clear()
 
-    def train(self, mode: bool = True) -> "ResidualBlock":
-        self.unfuse()
-        return super().train(mode)
-
-    def _apply(self, fn, recurse=True):
-        self.unfuse()
-        return super()._apply(fn, recurse)
-
-    def _load_from_state_dict(self, *args, **kwargs):
-        self.unfuse()
-        super()._load_from_state_dict(*args, **kwargs)
+    def _folds_for(self, acc: torch.dtype):
+        bn1, bn2 = self.bn1, self.bn2
+        return self._folds.get(
+            (bn1.running_mean, bn1.running_var, bn1.weight, bn1.bias,
+             bn2.running_mean, bn2.running_var, bn2.weight, bn2.bias),
+            lambda: (batch_norm_scale_shift(bn1, acc), batch_norm_scale_shift(bn2, acc)),
+            (acc, bn1.eps, bn2.eps))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         foldable = self.bn1.running_mean is not None and self.bn2.running_mean is not None
         if self.training or not foldable:
             return self._forward_unfolded(x)
-        if self._folds is not None and not torch.is_grad_enabled():
-            (scale1, shift1), (scale2, shift2) = self._folds
-        else:
-            acc = accumulate_dtype(x)
-            scale1, shift1 = batch_norm_scale_shift(self.bn1, acc)
-            scale2, shift2 = batch_norm_scale_shift(self.bn2, acc)
+        (scale1, shift1), (scale2, shift2) = self._folds_for(accumulate_dtype(x))
         conv1, conv2 = self.conv1, self.conv2
         y = conv2d(x, conv1.weight, conv1.bias, conv1.stride, conv1.padding, conv1.dilation,
                    conv1.groups, scale=scale1, shift=shift1, activation="prelu",

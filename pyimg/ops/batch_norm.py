@@ -26,19 +26,16 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from pyimg import _backend, _extension
-from pyimg.ops._common import (
-    check_4d,
+from pyimg import _backend
+from pyimg._format import (
+    accumulate_dtype,
     empty_like_format,
+    in_dtype,
     output_memory_format,
-    unsupported_dtype,
     with_canonical_strides,
 )
-
-
-def accumulate_dtype(x: torch.Tensor) -> torch.dtype:
-    return torch.float64 if x.dtype == torch.float64 else torch.float32
-
+from pyimg.ops._common import check_4d, unsupported_dtype
+from pyimg.ops._registry import ByBackend, Op, register
 
 # -- the torch reference backend -------------------------------------------------------------
 
@@ -177,19 +174,16 @@ def _make_forward_backward(ops: _Ops):
     return backward
 
 
-def _register(suffix: str) -> _Ops:
-    names = [f"pyimg::{op}{suffix}" for op in ("batch_norm_stats", "bn_prelu", "bn_prelu_backward")]
-    ops = _Ops(*(getattr(torch.ops.pyimg, name.split("::")[1]).default for name in names))
-    for name, fake in zip(names, (_fake_stats, _fake_forward, _fake_backward), strict=True):
-        torch.library.register_fake(name)(fake)
-    torch.library.register_autograd(names[0], _stats_backward, setup_context=_setup_stats)
-    torch.library.register_autograd(names[1], _make_forward_backward(ops),
-                                    setup_context=_setup_forward)
+def _family(suffix: str) -> _Ops:
+    ops = _Ops(Op(f"batch_norm_stats{suffix}"), Op(f"bn_prelu{suffix}"),
+               Op(f"bn_prelu_backward{suffix}"))
+    register(f"batch_norm_stats{suffix}", _fake_stats, _stats_backward, _setup_stats)
+    register(f"bn_prelu{suffix}", _fake_forward, _make_forward_backward(ops), _setup_forward)
+    register(f"bn_prelu_backward{suffix}", _fake_backward)
     return ops
 
 
-_TRITON_OPS = _register("_triton")
-_EXTENSION_OPS = _register("") if _extension.loaded() else None
+OPS = ByBackend(_family)
 
 
 # -- the public functions --------------------------------------------------------------------
@@ -251,7 +245,7 @@ def _batch_norm_fused(x, running_mean, running_var, weight, bias, prelu_weight, 
     if backend == "torch":
         return batch_norm_prelu_reference(x, running_mean, running_var, weight, bias,
                                           prelu_weight, training, momentum, eps, residual, relu)
-    ops = _TRITON_OPS if backend == "triton" else _EXTENSION_OPS
+    ops = OPS[backend]
     acc = accumulate_dtype(x)
     if training:
         # Detached: bn_prelu's backward differentiates through the statistics itself.
@@ -259,11 +253,11 @@ def _batch_norm_fused(x, running_mean, running_var, weight, bias, prelu_weight, 
         _update_running_stats(running_mean, running_var, mean, var, x.numel() // x.shape[1],
                               momentum)
     else:
-        mean, var = running_mean.to(acc), running_var.to(acc)
+        mean, var = in_dtype(running_mean, acc), in_dtype(running_var, acc)
     invstd = torch.rsqrt(var + eps)
-    params = [None if t is None else t.to(acc) for t in (weight, bias, prelu_weight)]
+    params = [in_dtype(t, acc) for t in (weight, bias, prelu_weight)]
     if residual is not None:
-        residual = residual.to(x.dtype)
+        residual = in_dtype(residual, x.dtype)
     return ops.forward(x, mean, invstd, *params, residual, training, relu)
 
 

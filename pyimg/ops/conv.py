@@ -1,5 +1,6 @@
-"""2-D convolution with a fused per-output-channel epilogue (issues 4 and 5: the convolutions of
-SRResNet's residual and upsampling blocks, dilated / atrous convolution, Yu & Koltun 2016).
+"""2-D convolution with a fused per-output-channel epilogue: the convolutions of SRResNet's
+residual and upsampling blocks (Ledig et al. 2017), dilated / atrous convolution (Yu & Koltun
+2016).
 
     u = (conv(x, weight) + bias) * scale + shift                       per conv channel
     y = act(shuffle(u) + residual)   if add_before_activation (ResNet: relu(bn(conv) + x))
@@ -33,11 +34,17 @@ import torch
 import torch.nn.functional as F
 
 from pyimg import _backend
-from pyimg.ops import depthwise_conv
-from pyimg.ops._common import output_memory_format, unsupported_dtype, with_canonical_strides
-from pyimg.ops.batch_norm import accumulate_dtype
+from pyimg._activation import apply_activation
+from pyimg._format import (
+    accumulate_dtype,
+    in_dtype,
+    output_memory_format,
+    with_canonical_strides,
+)
+from pyimg.ops import batch_norm, depthwise_conv, pixel_shuffle
+from pyimg.ops._common import unsupported_dtype
 from pyimg.ops.conv_checks import (
-    Geometry,
+    ConvGeometry,
     check_epilogue,
     check_geometry,
     check_residual,
@@ -47,16 +54,6 @@ from pyimg.ops.conv_triton import conv2d_triton
 from pyimg.ops.pixel_shuffle import pixel_shuffle_reference
 
 # -- the torch reference backend -------------------------------------------------------------
-
-
-def _activate(y, activation, prelu_weight, negative_slope):
-    if activation == "relu":
-        return F.relu(y)
-    if activation == "leaky_relu":
-        return F.leaky_relu(y, negative_slope)
-    if activation == "prelu":
-        return F.prelu(y, prelu_weight)
-    return y
 
 
 def conv2d_reference(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
@@ -77,7 +74,7 @@ def conv2d_reference(x, weight, bias=None, stride=1, padding=0, dilation=1, grou
         y = pixel_shuffle_reference(y, upscale_factor)
     if residual is not None and add_before_activation:
         y = y + residual
-    y = _activate(y, activation, prelu_weight, negative_slope)
+    y = apply_activation(y, activation, prelu_weight, negative_slope)
     if residual is not None and not add_before_activation:
         y = y + residual
     return y.contiguous(memory_format=fmt)
@@ -96,14 +93,11 @@ class _EpilogueOps:
 
 
 def _epilogue_ops(backend: str) -> _EpilogueOps:
-    suffix = "_triton" if backend == "triton" else ""
-    ns = torch.ops.pyimg
-    return _EpilogueOps(getattr(ns, "bn_prelu" + suffix).default,
-                        getattr(ns, "pixel_shuffle" + suffix).default,
-                        getattr(ns, "pixel_unshuffle" + suffix).default)
+    return _EpilogueOps(batch_norm.OPS[backend].forward, pixel_shuffle.OPS[backend].shuffle,
+                        pixel_shuffle.OPS[backend].unshuffle)
 
 
-def _stock_convolution(x, weight, bias, geometry: Geometry):
+def _stock_convolution(x, weight, bias, geometry: ConvGeometry):
     fmt = output_memory_format(x)
     # Stock's CPU weight gradient (grouped, float64) is wrong for a channels_last x whose
     # size-1 H carries another stride: the same memory, channels_last's own strides.
@@ -111,8 +105,8 @@ def _stock_convolution(x, weight, bias, geometry: Geometry):
     top, bottom, left, right = geometry.padding
     if not geometry.symmetric:  # ATen pads both sides alike
         x, (top, left) = F.pad(x, (left, right, top, bottom)), (0, 0)
-    y = torch.ops.aten.convolution(x, weight, bias, list(geometry.stride), [top, left],
-                                   list(geometry.dilation), False, [0, 0], geometry.groups)
+    y = torch.convolution(x, weight, bias, list(geometry.stride), [top, left],
+                          list(geometry.dilation), False, [0, 0], geometry.groups)
     return y.contiguous(memory_format=fmt)
 
 
@@ -123,29 +117,29 @@ def _conv_then_epilogue(ops: _EpilogueOps, x, weight, bias, geometry, scale, shi
     y = _stock_convolution(x, weight, bias if scale is None else None, geometry)
     acc = accumulate_dtype(x)
     if scale is not None:
-        scale = scale.to(acc)
+        scale = in_dtype(scale, acc)
         if bias is not None:
-            shift = bias.to(acc) * scale + (0.0 if shift is None else shift.to(acc))
+            shift = in_dtype(bias, acc) * scale + (0.0 if shift is None else in_dtype(shift, acc))
     if shift is not None:
-        shift = shift.to(acc)
+        shift = in_dtype(shift, acc)
     if scale is None and residual is None:
         # bias + activation (+ shuffle) is the fused pixel_shuffle's own epilogue.
         if shift is None and activation == "none" and r == 1:
             return y
-        alpha = None if prelu_weight is None else prelu_weight.to(x.dtype)
-        return ops.pixel_shuffle(y, r, None if shift is None else shift.to(x.dtype),
+        alpha = in_dtype(prelu_weight, x.dtype)
+        return ops.pixel_shuffle(y, r, in_dtype(shift, x.dtype),
                                  activation, alpha, negative_slope)
     if residual is not None and r > 1:
         residual = ops.pixel_unshuffle(residual, r)
     if residual is not None:
-        residual = residual.to(x.dtype)
+        residual = in_dtype(residual, x.dtype)
     zeros = torch.zeros(weight.shape[0], dtype=acc, device=x.device)
     ones = torch.ones_like(zeros)
     if add_before_activation:
         z = ops.bn_prelu(y, zeros, ones, scale, shift, None, residual, False)
         if activation == "none" and r == 1:
             return z
-        alpha = None if prelu_weight is None else prelu_weight.to(x.dtype)
+        alpha = in_dtype(prelu_weight, x.dtype)
         return ops.pixel_shuffle(z, r, None, activation, alpha, negative_slope)
     alpha = _as_prelu(activation, prelu_weight, negative_slope, r, acc, x.device)
     z = ops.bn_prelu(y, zeros, ones, scale, shift, alpha, residual, False, activation == "relu")
@@ -160,7 +154,7 @@ def _as_prelu(activation, prelu_weight, negative_slope, r, acc, device):
         return None
     if activation == "leaky_relu":
         return torch.full((1,), negative_slope, dtype=acc, device=device)
-    alpha = prelu_weight.to(acc).reshape(-1)
+    alpha = in_dtype(prelu_weight, acc).reshape(-1)
     return alpha.repeat_interleave(r * r) if alpha.numel() > 1 and r > 1 else alpha
 
 
@@ -207,24 +201,24 @@ def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
                           prelu_weight, negative_slope, _in_dtype(residual, x),
                           add_before_activation, upscale_factor)
     elif _direct_depthwise(backend, x, geometry, upscale_factor):
-        op = depthwise_conv.TRITON_OP if backend == "triton" else depthwise_conv.EXTENSION_OP
-        y = op(x, weight, bias, *_op_geometry(geometry), scale, shift, activation, prelu_weight,
-               negative_slope, _in_dtype(residual, x), add_before_activation)
+        y = depthwise_conv.OPS[backend](x, weight, bias, *_op_geometry(geometry), scale, shift,
+                                        activation, prelu_weight, negative_slope,
+                                        _in_dtype(residual, x), add_before_activation)
     else:
         y = _conv_then_epilogue(_epilogue_ops(backend), x, weight, bias, geometry,
                                 *epilogue.values())
     return y.squeeze(0) if unbatched else y
 
 
-def _op_geometry(geometry: Geometry) -> tuple[list[int], list[int], list[int]]:
+def _op_geometry(geometry: ConvGeometry) -> tuple[list[int], list[int], list[int]]:
     return list(geometry.stride), list(geometry.padding), list(geometry.dilation)
 
 
 def _in_dtype(residual, x):
-    return None if residual is None else residual.to(x.dtype)
+    return in_dtype(residual, x.dtype)
 
 
-def _direct_depthwise(backend: str, x, geometry: Geometry, r: int) -> bool:
+def _direct_depthwise(backend: str, x, geometry: ConvGeometry, r: int) -> bool:
     """Whether depthwise_conv2d serves this call (see the module docstring)."""
     if geometry.groups != x.shape[1] or r != 1:
         return False
@@ -236,9 +230,9 @@ def _direct_depthwise(backend: str, x, geometry: Geometry, r: int) -> bool:
 def dilated_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
                    dilation=1, padding=0, stride=1, groups: int = 1,
                    **epilogue) -> torch.Tensor:
-    """Dilated (atrous) convolution, issue 5's argument order: ``conv2d`` with dilation and
-    padding first; ``epilogue`` takes conv2d's keyword arguments (scale, shift, activation,
-    prelu_weight, negative_slope, residual, add_before_activation, upscale_factor)."""
+    """Dilated (atrous) convolution: ``conv2d`` with dilation and padding before stride;
+    ``epilogue`` takes conv2d's keyword arguments (scale, shift, activation, prelu_weight,
+    negative_slope, residual, add_before_activation, upscale_factor)."""
     return conv2d(x, weight, bias, stride, padding, dilation, groups, **epilogue)
 
 

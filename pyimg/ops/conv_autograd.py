@@ -11,8 +11,7 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
-from pyimg.ops._common import with_canonical_strides
-from pyimg.ops.batch_norm import accumulate_dtype
+from pyimg._format import accumulate_dtype, with_canonical_strides
 
 # Recompute(x, weight, bias, ctx) -> conv(x) + bias; ConvGrads(g, x, weight, ctx, needs) ->
 # (dL/dx or None, dL/dweight or None) from dL/d(conv output) g in x's dtype.

@@ -4,11 +4,11 @@ from dataclasses import dataclass
 
 import torch
 
-CONV_ACTIVATIONS = ("none", "relu", "leaky_relu", "prelu")
+from pyimg._activation import CONV_ACTIVATIONS
 
 
 @dataclass(frozen=True)
-class Geometry:
+class ConvGeometry:
     """A convolution's hyper-parameters, checked, as pairs; padding as (top, bottom, left,
     right) since 'same' with an even span pads one more at the bottom / right (as stock)."""
 
@@ -46,7 +46,7 @@ def _same_device(t: torch.Tensor, x: torch.Tensor, name: str) -> None:
 
 
 def check_geometry(x, weight, stride, padding, dilation, groups,
-                   explicit_padding: bool = False) -> Geometry:
+                   explicit_padding: bool = False) -> ConvGeometry:
     """Stock F.conv2d's checks of a 4-D x; returns the normalized geometry. With
     explicit_padding, padding is already (top, bottom, left, right)."""
     if x.dim() != 4:
@@ -102,7 +102,7 @@ def check_geometry(x, weight, stride, padding, dilation, groups,
         raise RuntimeError(f"Calculated padded input size per channel: ({padded[0]} x "
                            f"{padded[1]}). Kernel size: ({spans[0] + 1} x {spans[1] + 1}). "
                            "Kernel size can't be greater than actual input size")
-    return Geometry(stride, pads, dilation, groups)
+    return ConvGeometry(stride, pads, dilation, groups)
 
 
 def check_epilogue(x, weight, bias, scale, shift, activation, prelu_weight, residual,
@@ -140,7 +140,7 @@ def check_epilogue(x, weight, bias, scale, shift, activation, prelu_weight, resi
         _same_device(residual, x, "residual")
 
 
-def output_shape(x, weight, geometry: Geometry, r: int) -> tuple[int, int, int, int]:
+def output_shape(x, weight, geometry: ConvGeometry, r: int) -> tuple[int, int, int, int]:
     kh, kw = weight.shape[2:]
     top, bottom, left, right = geometry.padding
     oh = (x.shape[2] + top + bottom - geometry.dilation[0] * (kh - 1) - 1) // geometry.stride[0]

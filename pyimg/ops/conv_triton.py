@@ -10,10 +10,10 @@ pyimg/triton/conv_backward.py): no atomics anywhere, the same bits on every run.
 
 import torch
 
-from pyimg.ops._common import empty_like_format, output_memory_format
+from pyimg._format import empty_like_format, output_memory_format
 from pyimg.ops.conv_autograd import make_backward, make_setup_context, stock_conv_grads
 from pyimg.ops.conv_checks import (
-    Geometry,
+    ConvGeometry,
     check_epilogue,
     check_geometry,
     check_residual,
@@ -38,7 +38,7 @@ def conv2d_triton(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
 
 
 def _check_op_arguments(x, weight, bias, stride, padding, dilation, scale, shift, activation,
-                        prelu_weight, residual, upscale_factor) -> Geometry:
+                        prelu_weight, residual, upscale_factor) -> ConvGeometry:
     # torch.ops callers get the public function's checks; the op's padding is explicit.
     geometry = check_geometry(x, weight, stride, padding, dilation, 1, explicit_padding=True)
     check_epilogue(x, weight, bias, scale, shift, activation, prelu_weight, residual,

@@ -10,8 +10,8 @@ epilogue's gradient, then stock ``aten.convolution_backward`` with groups for x 
 
 import torch
 
-from pyimg import _extension
-from pyimg.ops._common import empty_like_format, output_memory_format
+from pyimg._format import empty_like_format, output_memory_format
+from pyimg.ops._registry import ByBackend, Op, register
 from pyimg.ops.conv_autograd import make_backward, make_setup_context, stock_conv_grads
 from pyimg.ops.conv_checks import check_epilogue, check_geometry, check_residual, output_shape
 
@@ -60,19 +60,17 @@ def _conv_grads(g, x, weight, ctx, needs):
                             needs["x"], needs["weight"])
 
 
-def _register(suffix: str):
-    name = f"pyimg::depthwise_conv2d{suffix}"
-    op = getattr(torch.ops.pyimg, name.split("::")[1]).default
+def _family(suffix: str) -> Op:
+    name = f"depthwise_conv2d{suffix}"
+    op = Op(name)
 
     def recompute(x, weight, bias, ctx):
         return op(x, weight, bias, ctx.stride, ctx.padding, ctx.dilation, None, None, "none",
                   None, 0.0, None, False)
 
-    torch.library.register_fake(name)(_fake)
-    torch.library.register_autograd(name, make_backward(_ARGUMENTS, recompute, _conv_grads),
-                                    setup_context=make_setup_context(_ARGUMENTS))
+    register(name, _fake, make_backward(_ARGUMENTS, recompute, _conv_grads),
+             make_setup_context(_ARGUMENTS))
     return op
 
 
-TRITON_OP = _register("_triton")
-EXTENSION_OP = _register("") if _extension.loaded() else None
+OPS = ByBackend(_family)

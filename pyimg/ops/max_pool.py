@@ -17,8 +17,8 @@ wins, a NaN wins over numbers (the last NaN of the window), indices of an all -i
 its first in-plane tap. Unpool is a gather (each output element decides whether it receives a
 value, so the output is written once and the result is deterministic). Where several indices
 name one output position (overlapping windows, or hand-made indices; stock is
-nondeterministic there and CPU and GPU disagree, pytorch issues #78249 and #132041), the
-largest value wins, NaN counting as the largest, ties going to the lowest pooled position;
+nondeterministic there and CPU and GPU disagree, PyTorch's GitHub issues 78249 and 132041),
+the largest value wins, NaN counting as the largest, ties going to the lowest pooled position;
 -0.0 and +0.0 count as equal. The unpool backward gives the gradient to that winner only (the
 derivative of the forward); stock gives it to every duplicate. An index naming no position of
 the output plane raises (the ``cuda`` backend, like stock's CUDA kernel, checks on the device
@@ -36,8 +36,10 @@ import torch
 import torch.nn.functional as F
 from torch.fx.experimental.symbolic_shapes import statically_known_true
 
-from pyimg import _backend, _extension
-from pyimg.ops._common import check_4d, empty_like_format, output_memory_format, unsupported_dtype
+from pyimg import _backend
+from pyimg._format import empty_like_format, output_memory_format
+from pyimg.ops._common import check_4d, unsupported_dtype
+from pyimg.ops._registry import ByBackend, Op, register
 
 _INDEX_DTYPES = {torch.int64: False, torch.uint8: True}  # dtype -> compact
 
@@ -54,7 +56,7 @@ def _pair(v, name: str) -> tuple[int, int]:
 
 
 @dataclass(frozen=True)
-class Geometry:
+class PoolGeometry:
     """csrc/ops/max_pool.h's PoolGeometry: plane (H, W), pooled plane (PH, PW)."""
 
     kh: int
@@ -89,7 +91,7 @@ def _check_input(x: torch.Tensor, op: str) -> None:
         raise RuntimeError(f"{op}: non-empty 3D or 4D (batch mode) tensor expected for input")
 
 
-def pool_geometry(x, kernel_size, stride, padding, dilation, ceil_mode, compact) -> Geometry:
+def pool_geometry(x, kernel_size, stride, padding, dilation, ceil_mode, compact) -> PoolGeometry:
     """Validates like stock (same exception types) and returns the geometry."""
     _check_input(x, "max_pool2d")
     kh, kw = _pair(kernel_size, "kernel_size")
@@ -113,10 +115,10 @@ def pool_geometry(x, kernel_size, stride, padding, dilation, ceil_mode, compact)
     if PH <= 0 or PW <= 0:
         raise RuntimeError(f"max_pool2d: given input size ({H}x{W}), the calculated output size "
                            f"({PH}x{PW}) is too small")
-    return Geometry(kh, kw, sh, sw, ph, pw, dh, dw, H, W, PH, PW)
+    return PoolGeometry(kh, kw, sh, sw, ph, pw, dh, dw, H, W, PH, PW)
 
 
-def unpool_geometry(x, indices, kernel_size, stride, padding, output_size) -> Geometry:
+def unpool_geometry(x, indices, kernel_size, stride, padding, output_size) -> PoolGeometry:
     """Validates like stock F.max_unpool2d (same exception types) and returns the geometry."""
     _check_input(x, "max_unpool2d")
     if indices.dtype not in _INDEX_DTYPES:
@@ -151,13 +153,13 @@ def unpool_geometry(x, indices, kernel_size, stride, padding, output_size) -> Ge
                 raise ValueError(f'invalid output_size "{size}" (dim {d} must be between '
                                  f"{dflt - s} and {dflt + s})")
         H, W = size
-    return Geometry(kh, kw, sh, sw, ph, pw, 1, 1, H, W, PH, PW)
+    return PoolGeometry(kh, kw, sh, sw, ph, pw, 1, 1, H, W, PH, PW)
 
 
 # -- the torch reference backend -------------------------------------------------------------
 
 
-def compact_from_flat(flat: torch.Tensor, g: Geometry) -> torch.Tensor:
+def compact_from_flat(flat: torch.Tensor, g: PoolGeometry) -> torch.Tensor:
     """The tap inside each window that flat indices name (uint8). A window with no tap in the
     plane (dilation can leave all of it in the padding) has a flat index outside the plane, as
     stock's; its tap is the kernels', the first past the padding."""
@@ -171,7 +173,7 @@ def compact_from_flat(flat: torch.Tensor, g: Geometry) -> torch.Tensor:
     return torch.where(no_tap, ki0 * g.kw + kj0, ki * g.kw + kj).to(torch.uint8)
 
 
-def flat_from_compact(taps: torch.Tensor, g: Geometry) -> torch.Tensor:
+def flat_from_compact(taps: torch.Tensor, g: PoolGeometry) -> torch.Tensor:
     """The plane positions compact indices name; -1 where one names none (max_pool.h)."""
     t = taps.long()
     h = (torch.arange(g.PH, device=t.device).view(-1, 1) * g.sh - g.pad_h) + (t // g.kw) * g.dh
@@ -180,7 +182,7 @@ def flat_from_compact(taps: torch.Tensor, g: Geometry) -> torch.Tensor:
     return torch.where(ok, h * g.W + w, -1)
 
 
-def max_pool2d_reference(x4, g: Geometry, ceil_mode: bool, compact: bool):
+def max_pool2d_reference(x4, g: PoolGeometry, ceil_mode: bool, compact: bool):
     """Stock max_pool2d (4-D x), indices converted to compact on request; x's memory format.
     The values are differentiable as a gather of x at the indices: stock's backward writes
     out of bounds for a window wholly in the padding (dilation), whose index names no
@@ -200,7 +202,7 @@ def max_pool2d_reference(x4, g: Geometry, ceil_mode: bool, compact: bool):
     return y.contiguous(memory_format=fmt), idx.contiguous(memory_format=fmt)
 
 
-def _checked_flat(indices, g: Geometry, compact: bool) -> torch.Tensor:
+def _checked_flat(indices, g: PoolGeometry, compact: bool) -> torch.Tensor:
     flat = flat_from_compact(indices, g) if compact else indices
     bad = (flat < 0) | (flat >= g.H * g.W)
     if bad.any():
@@ -222,7 +224,7 @@ def _winners(values: torch.Tensor, idx: torch.Tensor, plane: int) -> torch.Tenso
     return first.gather(1, idx) == pos
 
 
-def max_unpool2d_reference(x4, indices, g: Geometry):
+def max_unpool2d_reference(x4, indices, g: PoolGeometry):
     """Unpool from stock ops with pyimg's duplicate rule; differentiable in x, where only the
     winners get gradients. Deterministic: only winners are scattered (unique targets); the
     others go to a spare column that is dropped."""
@@ -239,7 +241,7 @@ def max_unpool2d_reference(x4, indices, g: Geometry):
     return out.contiguous(memory_format=output_memory_format(x4))
 
 
-def max_unpool2d_reference_backward(grad_out, x4, indices, g: Geometry):
+def max_unpool2d_reference_backward(grad_out, x4, indices, g: PoolGeometry):
     """The gradient of max_unpool2d_reference in x, without autograd: each winner gets the
     gradient at the position it wins."""
     compact = indices.dtype == torch.uint8
@@ -254,8 +256,8 @@ def max_unpool2d_reference_backward(grad_out, x4, indices, g: Geometry):
 # -- the Triton ops --------------------------------------------------------------------------
 
 
-def _geometry_of(x, kernel_size, stride, padding, dilation, H, W, PH, PW) -> Geometry:
-    return Geometry(*kernel_size, *stride, *padding, *dilation, H, W, PH, PW)
+def _geometry_of(x, kernel_size, stride, padding, dilation, H, W, PH, PW) -> PoolGeometry:
+    return PoolGeometry(*kernel_size, *stride, *padding, *dilation, H, W, PH, PW)
 
 
 def _channels_last(x: torch.Tensor) -> bool:
@@ -284,7 +286,7 @@ def _pool_backward_triton(grad_out: torch.Tensor, indices: torch.Tensor, input_s
     return kernels.pool_backward(grad_out, indices, g, compact, _channels_last(grad_out))
 
 
-def _in_window(indices, g: Geometry, compact: bool) -> bool:
+def _in_window(indices, g: PoolGeometry, compact: bool) -> bool:
     """Validates (raises on an index outside the plane) and says whether every index lies in
     its own window, where the Triton gather kernels apply."""
     flat = _checked_flat(indices, g, compact)
@@ -371,13 +373,10 @@ def _setup_unpool(ctx, inputs, output):
     ctx.save_for_backward(x, indices)
 
 
-def _register(suffix: str) -> _Ops:
+def _family(suffix: str) -> _Ops:
     names = ["max_pool2d_with_indices", "max_pool2d_with_indices_backward", "max_unpool2d",
              "max_unpool2d_backward"]
-    ops = _Ops(*(getattr(torch.ops.pyimg, name + suffix).default for name in names))
-    fakes = (_fake_pool, _fake_pool_backward, _fake_unpool, _fake_unpool_backward)
-    for name, fake in zip(names, fakes, strict=True):
-        torch.library.register_fake(f"pyimg::{name}{suffix}")(fake)
+    ops = _Ops(*(Op(name + suffix) for name in names))
 
     def pool_backward(ctx, grad, _grad_indices):
         (indices,) = ctx.saved_tensors
@@ -387,22 +386,17 @@ def _register(suffix: str) -> _Ops:
         x, indices = ctx.saved_tensors
         return ops.unpool_backward(grad, x, indices, *ctx.args), None, None, None, None, None, None
 
-    torch.library.register_autograd(f"pyimg::{names[0]}{suffix}", pool_backward,
-                                    setup_context=_setup_pool)
-    torch.library.register_autograd(f"pyimg::{names[2]}{suffix}", unpool_backward,
-                                    setup_context=_setup_unpool)
+    register(names[0] + suffix, _fake_pool, pool_backward, _setup_pool)
+    register(names[1] + suffix, _fake_pool_backward)
+    register(names[2] + suffix, _fake_unpool, unpool_backward, _setup_unpool)
+    register(names[3] + suffix, _fake_unpool_backward)
     return ops
 
 
-_TRITON_OPS = _register("_triton")
-_EXTENSION_OPS = _register("") if _extension.loaded() else None
+OPS = ByBackend(_family)
 
 
 # -- the public functions --------------------------------------------------------------------
-
-
-def _ops_for(backend: str) -> _Ops:
-    return _TRITON_OPS if backend == "triton" else _EXTENSION_OPS
 
 
 def max_pool2d_with_indices(x: torch.Tensor, kernel_size, stride=None, padding=0, dilation=1,
@@ -416,7 +410,7 @@ def max_pool2d_with_indices(x: torch.Tensor, kernel_size, stride=None, padding=0
     if backend == "torch":
         y, idx = max_pool2d_reference(x4, g, ceil_mode, compact)
     else:
-        y, idx = _ops_for(backend).pool(x4, *g.args(), ceil_mode, compact)
+        y, idx = OPS[backend].pool(x4, *g.args(), ceil_mode, compact)
     return (y.squeeze(0), idx.squeeze(0)) if x.dim() == 3 else (y, idx)
 
 
@@ -437,5 +431,5 @@ def max_unpool2d(x: torch.Tensor, indices: torch.Tensor, kernel_size, stride=Non
         y = max_unpool2d_reference(x4, i4, g)
     else:
         kernel, stride_, padding_, _ = g.args()
-        y = _ops_for(backend).unpool(x4, i4, kernel, stride_, padding_, [g.H, g.W], compact)
+        y = OPS[backend].unpool(x4, i4, kernel, stride_, padding_, [g.H, g.W], compact)
     return y.squeeze(0) if x.dim() == 3 else y

@@ -16,9 +16,11 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from pyimg import _backend, _extension
-from pyimg.ops._common import check_4d, empty_like_format, output_memory_format, unsupported_dtype
-from pyimg.ops.activation import apply_activation, check_activation
+from pyimg import _backend
+from pyimg._activation import apply_activation, check_activation
+from pyimg._format import empty_like_format, in_dtype, output_memory_format
+from pyimg.ops._common import check_4d, unsupported_dtype
+from pyimg.ops._registry import ByBackend, Op, register
 
 
 def _check_small(x: torch.Tensor, r: int, op: str = "pixel_shuffle") -> None:
@@ -218,31 +220,21 @@ def _setup_unshuffle(ctx, inputs, output):
     ctx.r = inputs[1]
 
 
-def _register(name_prefix: str, suffix: str) -> _Ops:
-    names = [f"{name_prefix}::{op}{suffix}" for op in
-             ("pixel_shuffle", "pixel_unshuffle", "pixel_shuffle_backward")]
-    ns = getattr(torch.ops, name_prefix)
-    ops = _Ops(*(getattr(ns, name.split("::")[1]).default for name in names))
-    for name, fake in zip(names, (_fake_shuffle, _fake_unshuffle, _fake_backward), strict=True):
-        torch.library.register_fake(name)(fake)
-    torch.library.register_autograd(names[0], _make_shuffle_backward(ops),
-                                    setup_context=_setup_shuffle)
-    torch.library.register_autograd(
-        names[1], lambda ctx, grad: (ops.shuffle(grad, ctx.r), None),
-        setup_context=_setup_unshuffle,
-    )
+def _family(suffix: str) -> _Ops:
+    ops = _Ops(Op(f"pixel_shuffle{suffix}"), Op(f"pixel_unshuffle{suffix}"),
+               Op(f"pixel_shuffle_backward{suffix}"))
+    register(f"pixel_shuffle{suffix}", _fake_shuffle, _make_shuffle_backward(ops),
+             _setup_shuffle)
+    register(f"pixel_unshuffle{suffix}", _fake_unshuffle,
+             lambda ctx, grad: (ops.shuffle(grad, ctx.r), None), _setup_unshuffle)
+    register(f"pixel_shuffle_backward{suffix}", _fake_backward)
     return ops
 
 
-_TRITON_OPS = _register("pyimg", "_triton")
-_EXTENSION_OPS = _register("pyimg", "") if _extension.loaded() else None
+OPS = ByBackend(_family)
 
 
 # -- the public functions --------------------------------------------------------------------
-
-
-def _ops_for(backend: str) -> _Ops:
-    return _TRITON_OPS if backend == "triton" else _EXTENSION_OPS
 
 
 # A 4-D tensor passes as it is: a reshape may restride its size-1 dimensions, which can change
@@ -277,16 +269,15 @@ def pixel_shuffle(x: torch.Tensor, upscale_factor: int, bias: torch.Tensor | Non
         _check_parameter(bias, x, "bias")
         if bias.dim() == 1 and r > 1 and bias.numel() * r * r == x.shape[-3]:
             bias = bias.repeat_interleave(r * r)
-        bias = bias.to(x.dtype)
-    if weight is not None:
-        weight = weight.to(x.dtype)
+        bias = in_dtype(bias, x.dtype)
+    weight = in_dtype(weight, x.dtype)
     _check_epilogue(x, r, bias, activation, weight)
     x4 = _as_4d(x)
     backend = _backend.choose("pixel_shuffle", x.device, unsupported_dtype(x))
     if backend == "torch":
         y = pixel_shuffle_reference(x4, r, bias, activation, weight, negative_slope)
     else:
-        y = _ops_for(backend).shuffle(x4, r, bias, activation, weight, negative_slope)
+        y = OPS[backend].shuffle(x4, r, bias, activation, weight, negative_slope)
     return _from_4d(y, x)
 
 
@@ -299,5 +290,5 @@ def pixel_unshuffle(x: torch.Tensor, downscale_factor: int) -> torch.Tensor:
     if backend == "torch":
         y = pixel_unshuffle_reference(x4, downscale_factor)
     else:
-        y = _ops_for(backend).unshuffle(x4, downscale_factor)
+        y = OPS[backend].unshuffle(x4, downscale_factor)
     return _from_4d(y, x)

@@ -1,5 +1,5 @@
 """Activations for Triton epilogues, as in csrc/ops/activation.h. Codes follow
-pyimg.ops.activation.ACTIVATIONS: 0 none, 1 relu, 2 leaky_relu, 3 prelu, 4 tanh, 5 sigmoid."""
+pyimg._activation.ACTIVATIONS: 0 none, 1 relu, 2 leaky_relu, 3 prelu, 4 tanh, 5 sigmoid."""
 
 import triton
 import triton.language as tl

@@ -22,7 +22,7 @@ import torch
 import triton
 import triton.language as tl
 
-from pyimg.ops.activation import ACTIVATIONS
+from pyimg._activation import ACTIVATIONS
 from pyimg.triton.activation import PRELU, activate
 
 # Under the interpreter (CPU tests) one small tile: no tuning runs, and tl.dot's minimum

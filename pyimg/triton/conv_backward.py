@@ -20,7 +20,7 @@ import torch
 import triton
 import triton.language as tl
 
-from pyimg.ops._common import output_memory_format
+from pyimg._format import output_memory_format
 from pyimg.triton import conv as forward
 from pyimg.triton.conv import _INTERPRET, _dot_precision
 

@@ -12,7 +12,7 @@ import torch
 import triton
 import triton.language as tl
 
-from pyimg.ops.activation import ACTIVATIONS
+from pyimg._activation import ACTIVATIONS
 from pyimg.triton.activation import PRELU, activate
 
 _BLOCK = 256

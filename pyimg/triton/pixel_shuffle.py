@@ -8,7 +8,7 @@ import torch
 import triton
 import triton.language as tl
 
-from pyimg.ops.activation import ACTIVATIONS
+from pyimg._activation import ACTIVATIONS
 from pyimg.triton.activation import PRELU, activate, activation_grad
 from pyimg.triton.layout import empty_in_format, nchw_or_nhwc_coords
 

@@ -22,7 +22,7 @@ from support import LOW_PRECISION, TOLERANCE, assert_lowp_close, backend_params
 from torch._subclasses.fake_tensor import FakeTensorMode
 
 import pyimg
-from pyimg.ops._common import output_memory_format
+from pyimg._format import output_memory_format
 
 LONG_EXAMPLES = int(os.environ.get("PYIMG_FUZZ_EXAMPLES", "2000"))
 _SETTINGS = dict(deadline=None, database=None, print_blob=True,

@@ -10,7 +10,7 @@ from torch import nn
 from pyimg import models
 from pyimg.conversion import convert_with_report
 
-ISSUE_MODELS = {
+ZOO_MODELS = {
     "FCN32s", "FCN16s", "FCN8s", "UNet", "SegNet", "ESPCN", "VDSR", "SRResNet",
     "SRGANDiscriminator", "REDNet30", "Pix2PixGenerator", "PatchGANDiscriminator",
     "CycleGANGenerator", "FastStyleNet", "DenoisingAutoencoder", "DCGANGenerator",
@@ -19,8 +19,8 @@ ISSUE_MODELS = {
 
 
 def test_registry_lists_and_creates_every_model(tiny_specs):
-    assert set(models.list_models()) == ISSUE_MODELS == set(tiny_specs)
-    for name in ISSUE_MODELS:
+    assert set(models.list_models()) == ZOO_MODELS == set(tiny_specs)
+    for name in ZOO_MODELS:
         model = models.create(name.lower(), **tiny_specs[name].kwargs)
         assert type(model).__name__ == name
     with pytest.raises(ValueError, match="UNet"):
@@ -28,7 +28,7 @@ def test_registry_lists_and_creates_every_model(tiny_specs):
 
 
 def test_docstrings_name_paper_configuration_and_input_size():
-    for name in ISSUE_MODELS:
+    for name in ZOO_MODELS:
         doc = " ".join(getattr(models, name).__doc__.split())
         assert "Input size" in doc or "Input:" in doc, name
         assert any(str(year) in doc for year in range(2008, 2018)), name

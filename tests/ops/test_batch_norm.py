@@ -17,8 +17,8 @@ from support import (
 )
 
 import pyimg
+from pyimg._format import output_memory_format
 from pyimg.ops import batch_norm as bn_module
-from pyimg.ops._common import output_memory_format
 from pyimg.ops.batch_norm import batch_norm_prelu_reference
 
 DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
@@ -38,8 +38,7 @@ def backend(request):
 
 
 def _ops():
-    return bn_module._TRITON_OPS if pyimg._backend.forced() == "triton" else \
-        bn_module._EXTENSION_OPS
+    return bn_module.OPS["triton" if pyimg._backend.forced() == "triton" else "cpu"]
 
 
 def make_inputs(shape, device, dtype, prelu="per-channel", affine=True, residual=False):

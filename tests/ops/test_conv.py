@@ -16,7 +16,7 @@ from support import (
 )
 
 import pyimg
-from pyimg.ops._common import output_memory_format
+from pyimg._format import output_memory_format
 from pyimg.ops.conv import conv2d_reference
 from pyimg.triton.conv import use_tf32
 
@@ -146,7 +146,7 @@ def test_every_epilogue_matches_reference(backend, dtype):
         assert y.is_contiguous(memory_format=output_memory_format(xl)), msg
 
 
-def test_dilated_conv2d_is_conv2d_in_issue_order(backend):
+def test_dilated_conv2d_is_conv2d_with_dilation_first(backend):
     x = torch.randn(1, 3, 9, 8, device=backend)
     weight = torch.randn(4, 3, 3, 3, device=backend)
     y = pyimg.ops.dilated_conv2d(x, weight, None, 3, "same", activation="relu")

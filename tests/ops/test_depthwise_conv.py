@@ -19,7 +19,7 @@ from support import (
 )
 
 import pyimg
-from pyimg.ops._common import output_memory_format
+from pyimg._format import output_memory_format
 from pyimg.ops.conv import conv2d_reference
 
 CONV_TOLERANCE = {**TOLERANCE, torch.float32: {"atol": 1e-5, "rtol": 1e-5}}

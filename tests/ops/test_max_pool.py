@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from support import backend_op, backend_params, layouts, poisoned_outputs
 
 import pyimg
-from pyimg.ops._common import output_memory_format
+from pyimg._format import output_memory_format
 from pyimg.ops.max_pool import (
     compact_from_flat,
     max_unpool2d_reference,

@@ -8,7 +8,7 @@ from support import backend_params
 from torch._subclasses.fake_tensor import FakeTensorMode
 
 import pyimg
-from pyimg.ops._common import output_memory_format
+from pyimg._format import output_memory_format
 
 CL = torch.channels_last
 

@@ -21,7 +21,7 @@ from support import (
 )
 
 import pyimg
-from pyimg.ops._common import output_memory_format
+from pyimg._format import output_memory_format
 from pyimg.ops.pixel_shuffle import pixel_shuffle_reference, pixel_unshuffle_reference
 
 ACTIVATIONS = ("relu", "leaky_relu", "prelu", "tanh", "sigmoid")

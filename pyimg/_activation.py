@@ -1,9 +1,18 @@
-"""The activations pyimg fuses into kernel epilogues, and their stock-op reference."""
+"""The activations pyimg fuses into kernel epilogues: the one table every layer reads.
+
+``ACTIVATIONS`` holds the names in the order of their kernel codes (``enum class Activation``
+in csrc/ops/activation.h, the constants of pyimg/triton/activation.py); ``CONV_ACTIVATIONS``
+the ones conv2d's epilogue computes; ``MODULE_ACTIVATIONS`` the stock module of each.
+"""
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 ACTIVATIONS = ("none", "relu", "leaky_relu", "prelu", "tanh", "sigmoid")
+CONV_ACTIVATIONS = ACTIVATIONS[:4]
+MODULE_ACTIVATIONS = {nn.ReLU: "relu", nn.LeakyReLU: "leaky_relu", nn.PReLU: "prelu",
+                      nn.Tanh: "tanh", nn.Sigmoid: "sigmoid"}
 
 
 def check_activation(activation: str, weight: torch.Tensor | None, channels: int) -> None:

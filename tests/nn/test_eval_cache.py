@@ -1,0 +1,139 @@
+"""What modules cache for eval is never stale: after every way BatchNorm's state can change
+(an in-place edit, an optimizer step, load_state_dict, a training step, to(), a new eps, a
+replaced submodule), the cached module computes what a fresh stock one does."""
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+import pyimg
+from pyimg.nn._eval_cache import EvalCache
+
+TOL = {"atol": 1e-4, "rtol": 1e-4}
+
+
+def _conv_bn_act():
+    conv, bn, act = nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.PReLU()
+    return pyimg.nn.Conv2dBNAct.from_modules(conv, bn, act)
+
+
+def _residual():
+    return pyimg.nn.ResidualBlock(4)
+
+
+def _stock_of(module):
+    """The same computation on stock modules and the module's current state."""
+    if isinstance(module, pyimg.nn.Conv2dBNAct):
+        return nn.Sequential(copy.deepcopy(module.conv), copy.deepcopy(module.bn),
+                             copy.deepcopy(module.act)).eval()
+    stock = copy.deepcopy(module)
+    conv1, bn1, prelu, conv2, bn2 = stock.conv1, stock.bn1, stock.prelu, stock.conv2, stock.bn2
+    return lambda x: x + bn2(conv2(prelu(bn1(conv1(x)))))
+
+
+def _batch_norms(module):
+    return [m for m in module.modules() if isinstance(m, nn.BatchNorm2d)]
+
+
+def _randomize(module):
+    with torch.no_grad():
+        for bn in _batch_norms(module):
+            bn.running_mean.uniform_(-1, 1)
+            bn.running_var.uniform_(0.5, 2)
+
+
+def _check(module, x):
+    with torch.no_grad():
+        expected = _stock_of(module)(x)
+        # Twice: the first call fills the cache, the second reads it.
+        torch.testing.assert_close(module(x), expected, **TOL)
+        torch.testing.assert_close(module(x), expected, **TOL)
+
+
+MODULES = {"Conv2dBNAct": _conv_bn_act, "ResidualBlock": _residual}
+
+
+@pytest.mark.parametrize("make", MODULES.values(), ids=MODULES.keys())
+def test_cached_fold_follows_every_change_of_batch_norm(make):
+    torch.manual_seed(0)
+    module = make()
+    _randomize(module)
+    module.eval()
+    channels = 3 if isinstance(module, pyimg.nn.Conv2dBNAct) else 4
+    x = torch.randn(2, channels, 5, 6)
+    _check(module, x)
+    bn = _batch_norms(module)[0]
+
+    with torch.no_grad():  # an edit by hand, in place
+        bn.running_var.mul_(3)
+        bn.weight.add_(0.5)
+    _check(module, x)
+
+    optimizer = torch.optim.SGD(module.parameters(), lr=0.1)  # an optimizer step
+    module(x).square().mean().backward()
+    optimizer.step()
+    _check(module, x)
+
+    other = make()  # load_state_dict
+    _randomize(other)
+    module.load_state_dict(other.state_dict())
+    _check(module, x)
+
+    module.train()  # a training step moves the running statistics
+    module(x * 3 + 1)
+    module.eval()
+    _check(module, x)
+
+    bn.eps = 0.5  # a hyper-parameter
+    _check(module, x)
+
+    module.double()  # a move: new tensors, another dtype
+    _check(module, x.double())
+    module.float()
+
+    replacement = copy.deepcopy(bn)  # a replaced submodule
+    with torch.no_grad():
+        replacement.running_mean.add_(1)
+    for name, child in module.named_children():
+        if child is bn:
+            setattr(module, name, replacement)
+    _check(module, x)
+
+
+@pytest.mark.parametrize("make", MODULES.values(), ids=MODULES.keys())
+def test_with_gradients_on_the_fold_is_recomputed_and_differentiable(make):
+    module = make()
+    _randomize(module)
+    module.eval()
+    channels = 3 if isinstance(module, pyimg.nn.Conv2dBNAct) else 4
+    x = torch.randn(1, channels, 4, 4)
+    with torch.no_grad():
+        module(x)  # fills the cache
+    module(x).sum().backward()
+    assert all(bn.weight.grad is not None and bn.weight.grad.abs().sum() > 0
+               for bn in _batch_norms(module))
+
+
+def test_eval_cache_keys_on_sources_and_context():
+    a = torch.ones(3)
+    cache, calls = EvalCache(), []
+
+    def compute():
+        calls.append(1)
+        return a * 2
+
+    with torch.no_grad():
+        cache.get([a], compute, "f32")
+        cache.get([a], compute, "f32")
+        assert len(calls) == 1
+        cache.get([a], compute, "f64")  # another context
+        a.add_(1)  # an in-place write
+        cache.get([a], compute, "f64")
+        assert len(calls) == 3
+        cache.clear()
+        cache.get([a], compute, "f64")
+        assert len(calls) == 4
+    cache.get([a], compute, "f64")  # gradients on: always computed
+    assert len(calls) == 5
