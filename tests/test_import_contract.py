@@ -12,7 +12,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1] / "pyimg"
 # Private top-level modules (pyimg._backend, pyimg._format, ...) are the bottom layer.
 RANKS = {"triton": 1, "ops": 2, "nn": 3, "models": 4, "losses": 4, "metrics": 4,
          "conversion": 4}
-APPLICATION = ("bench", "cli", "data", "export", "inference", "train", "video")
+APPLICATION = ("atomic", "bench", "cli", "data", "export", "inference", "machine", "train", "video")
 APPLICATION_RANK = 5
 PACKAGE_RANK = 4  # pyimg/__init__.py itself: everything but the application layer
 

@@ -185,21 +185,30 @@ def flat_from_compact(taps: torch.Tensor, g: PoolGeometry) -> torch.Tensor:
 def max_pool2d_reference(x4, g: PoolGeometry, ceil_mode: bool, compact: bool):
     """Stock max_pool2d (4-D x), indices converted to compact on request; x's memory format.
     The values are differentiable as a gather of x at the indices: stock's backward writes
-    out of bounds for a window wholly in the padding (dilation), whose index names no
-    position of the plane; such a window keeps stock's value and gets no gradient."""
+    out of bounds for a window wholly in the padding (dilation), whose index is no position
+    of its window (a column past the row's end reads as the next row's); such a window keeps
+    stock's value and gets no gradient."""
     kernel, stride, padding, dilation = g.args()
     with torch.no_grad():
         values, idx = F.max_pool2d(x4, kernel, stride, padding, dilation, ceil_mode,
                                    return_indices=True)
     n, c, ph, pw = idx.shape
     plane = g.H * g.W
-    in_plane = (idx >= 0) & (idx < plane)
+    in_plane = (_has_taps(ph, g.H, g.kh, g.sh, g.pad_h, g.dh, idx.device)[:, None]
+                & _has_taps(pw, g.W, g.kw, g.sw, g.pad_w, g.dw, idx.device)[None, :])
     taken = x4.reshape(n, c, plane).gather(2, idx.clamp(0, plane - 1).reshape(n, c, ph * pw))
     y = torch.where(in_plane, taken.view(idx.shape), values)
     if compact:
         idx = compact_from_flat(idx, g)
     fmt = output_memory_format(x4)
     return y.contiguous(memory_format=fmt), idx.contiguous(memory_format=fmt)
+
+
+def _has_taps(pooled, size, k, s, p, d, device) -> torch.Tensor:
+    """Along one axis, which pooled positions' windows have a tap inside the input."""
+    taps = (torch.arange(pooled, device=device)[:, None] * s - p
+            + torch.arange(k, device=device)[None, :] * d)
+    return ((taps >= 0) & (taps < size)).any(1)
 
 
 def _checked_flat(indices, g: PoolGeometry, compact: bool) -> torch.Tensor:

@@ -465,3 +465,22 @@ def _fits(y, k, s, pad, size):
     except ValueError:
         return False
     return True
+
+
+@pytest.mark.parametrize(
+    "param", [*backend_params(), pytest.param(("torch", "cpu"), id="torch-cpu")])
+def test_all_padding_window_whose_index_wraps_into_the_plane(param):
+    # Kernel (1, 2), padding (0, 1), dilation (1, 3) on a 2x2 plane: the one window per row
+    # taps columns -1 and 2, both padding, and stock's index for row 0 is 0 * 2 + 2 = 2 — a
+    # position inside the plane (row 1), not in the window. The value stays stock's (-inf),
+    # and no gradient reaches x.
+    name, backend = param
+    x = torch.randn(1, 1, 2, 2, device=backend, requires_grad=True)
+    with pyimg.use_backend(name):
+        y, indices = pool(x, (1, 2), 1, (0, 1), (1, 3))
+    stock_y, stock_indices = F.max_pool2d(x.detach(), (1, 2), 1, (0, 1), (1, 3),
+                                          return_indices=True)
+    assert torch.equal(y.detach(), stock_y) and bool((stock_y == float("-inf")).all())
+    assert torch.equal(indices, stock_indices)
+    y.backward(torch.ones_like(y))
+    assert torch.equal(x.grad, torch.zeros_like(x))
