@@ -13,10 +13,20 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = sorted((ROOT / "benchmarks").glob("*.py"))
 
 _RUN_WITH_HELP = """
-import contextlib, io, json, runpy, sys, traceback
-answers = {}
-for path in sys.argv[1:]:
-    sys.argv = [path, "--help"]
+import contextlib, io, json, os, runpy, sys, traceback
+root, scripts = sys.argv[1], sys.argv[2:]
+local = (os.path.join(root, "benchmarks"), os.path.join(root, "tests"))
+answers, path_before = {}, list(sys.path)
+for path in scripts:
+    # As `python <path> --help` starts: its folder first on sys.path, and no module that
+    # another script imported from benchmarks/ or tests/ (torch and pyimg stay loaded).
+    sys.argv, sys.path[:] = [path, "--help"], [os.path.dirname(path), *path_before]
+    for name, module in list(sys.modules.items()):
+        spec = getattr(module, "__spec__", None)
+        places = [getattr(spec, "origin", None) or "",
+                  *(getattr(spec, "submodule_search_locations", None) or [])]
+        if any(str(place).startswith(local) for place in places):
+            del sys.modules[name]
     out = io.StringIO()
     try:
         with contextlib.redirect_stdout(out):
@@ -33,7 +43,7 @@ print(json.dumps(answers))
 
 def test_every_benchmark_script_imports_and_answers_help():
     assert len(SCRIPTS) >= 5
-    result = subprocess.run([sys.executable, "-c", _RUN_WITH_HELP, *map(str, SCRIPTS)],
+    result = subprocess.run([sys.executable, "-c", _RUN_WITH_HELP, str(ROOT), *map(str, SCRIPTS)],
                             capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     answers = json.loads(result.stdout.strip().splitlines()[-1])
