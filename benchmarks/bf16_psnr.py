@@ -23,13 +23,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 import numpy as np
 import skimage.data
-import timing
 import torch
 import torch.nn.functional as F
 from inference.reference_nets import MSRResNetStyle, SRVGGStyle, randomize_batch_norm
 from skimage.color import rgb2gray
 
 from pyimg import models
+from pyimg.atomic import write_atomically
+from pyimg.bench.environment import environment
+from pyimg.bench.tables import markdown_table
 from pyimg.inference import native_bf16_missing, optimize_for_inference
 from pyimg.metrics import psnr
 
@@ -119,8 +121,8 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
-    env = timing.environment(torch.device("cpu"))
-    print(timing.environment_lines(env), flush=True)
+    env = environment(torch.device("cpu"))
+    print(env.line(), flush=True)
     start = time.perf_counter()
     print(f"fitting ESPCN x{SCALE} for {args.steps} steps", flush=True)
     model = fit_espcn(args.steps)
@@ -128,20 +130,21 @@ def main() -> int:
     espcn = espcn_rows(model)
     agreement = agreement_rows()
     sections = [
-        "# bf16 against fp32: image quality", timing.environment_lines(env),
+        "# bf16 against fp32: image quality", env.line(),
         f"native bf16: {native_bf16_missing() or 'yes'}",
         f"## ESPCN x{SCALE}, fitted here ({args.steps} steps of Adam on 16 64x64 luminance "
         f"crops of scikit-image photographs, {fitted:.0f} s), held-out photographs",
         "PSNR in dB on the luminance, 2-pixel border cropped; cost = fp32 - bf16.",
-        timing.markdown_table(["image", "HR size", "bicubic", "pyimg fp32", "pyimg bf16",
-                               "bf16 cost dB"], espcn),
+        markdown_table(["image", "HR size", "bicubic", "pyimg fp32", "pyimg bf16",
+                        "bf16 cost dB"], espcn),
         "## x4 networks with random weights: bf16 output against fp32 output",
         "PSNR in dB of the bf16 output against the fp32 output, over the fp32 output's range "
         "(input 1x3x135x240).",
-        timing.markdown_table(["network", "PSNR bf16 vs fp32"], agreement),
+        markdown_table(["network", "PSNR bf16 vs fp32"], agreement),
     ]
     path = Path(args.out) / f"bf16_psnr_{env.slug}.md"
-    timing.write_text(path, "\n\n".join(sections) + "\n")
+    markdown = "\n\n".join(sections) + "\n"
+    write_atomically(path, lambda f: f.write(markdown.encode()))
     print("\n\n".join(sections[3:]))
     print(f"wrote {path}")
     return 0

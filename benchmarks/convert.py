@@ -1,30 +1,44 @@
 """pyimg.convert on toolbox-style models (tests/convert/toolbox.py at benchmark widths): stock
-against converted, eager and torch.compile'd, in one run, with how many patterns each
-conversion fused.
+against converted, eager and torch.compile'd, in one run, timed interleaved by pyimg bench's
+timer, with what each conversion fused.
 
     python benchmarks/convert.py [--device cpu|cuda] [--quick] [--no-compile] [--out DIR]
 
 Modes: eval (no grad) and train+backward (training-mode forward, the gradients of the input and
-every parameter). Writes convert_<device>.md and .csv to --out (default benchmarks/results)
-and prints a summary.
+every parameter). Writes convert_<device>.md, .csv and .json to --out (default
+benchmarks/results; convert_quick_<device> with --quick) and prints a summary.
 """
 
+import importlib.util
 import sys
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-# pyimg is imported from this checkout (built in place, not installed); the models from tests.
+# pyimg is imported from this checkout (built in place, not installed).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-import timing
 import torch
-from convert import toolbox
 
+from pyimg.bench import runner, timer
+from pyimg.bench.environment import environment
+from pyimg.bench.report import Report, default_stem
+from pyimg.bench.results import COMPILED, PYIMG, STOCK, Variant
+from pyimg.bench.script import application_parser
 from pyimg.conversion import convert_with_report
 
-OP = "convert"
-STOCK = "stock eager"
+
+def _load_toolbox():
+    """tests/convert/toolbox.py, loaded by its path: ``from convert import toolbox`` finds
+    this very script first (tests/convert/ has no __init__.py, and a module beats a folder)."""
+    path = Path(__file__).resolve().parents[1] / "tests" / "convert" / "toolbox.py"
+    spec = importlib.util.spec_from_file_location("convert_toolbox", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+toolbox = _load_toolbox()
+
 MODES = ("eval", "train+backward")
 
 
@@ -35,8 +49,8 @@ class Case:
     shape: tuple[int, int, int, int]
 
     @property
-    def label(self) -> str:
-        return f"{self.name} {'x'.join(map(str, self.shape))}"
+    def input(self) -> str:
+        return "x".join(map(str, self.shape))
 
 
 CASES = [
@@ -50,9 +64,9 @@ CASES = [
 
 
 def timed_call(model, x, mode: str):
-    model.train(mode != "eval")
     if mode == "eval":
         def forward():
+            model.eval()
             with torch.no_grad():
                 return model(x)
 
@@ -61,91 +75,62 @@ def timed_call(model, x, mode: str):
     params = list(model.parameters())
 
     def forward_backward():
+        model.train()
         y = model(xg)
         return torch.autograd.grad(y, [xg, *params], torch.ones_like(y))
 
     return forward_backward
 
 
-def bench_case(case: Case, device, settings, compile_: bool):
+def case_variants(case: Case, device: torch.device, compile_: bool,
+                  conversions: list[str]) -> list[Variant]:
+    """Stock and converted (each also compiled) in both modes; what convert did is appended
+    to conversions (the report's notes)."""
     torch.manual_seed(0)
     stock = case.build().to(device)
     converted, report = convert_with_report(stock)
-    fused = len(report.fused)
+    conversions.append(f"### {case.name} (fused {len(report.fused)})\n\n```\n{report}\n```")
     x = torch.rand(case.shape, device=device)
-    providers = {STOCK: stock, "pyimg eager": converted}
+    models = [("stock eager", stock, STOCK), ("pyimg eager", converted, PYIMG)]
     if compile_:
-        providers["stock compiled"] = torch.compile(stock)
-        providers["pyimg compiled"] = torch.compile(converted)
-    nbytes = x.numel() * x.element_size()
-    results = []
+        models += [("stock compiled", stock, COMPILED), ("pyimg compiled", converted, PYIMG)]
+    variants = []
     for mode in MODES:
-        for provider, model in providers.items():
-            results.append(timing.measure(
-                case.label, provider, mode, nbytes,
-                lambda m=model, mode=mode: timing.time_on(device, timed_call(m, x, mode),
-                                                          settings)))
-    return results, fused, report
-
-
-def summary(rows, fused: dict[str, int], providers) -> str:
-    by_key = {(r["case"], r["provider"], r["mode"]): r for r in rows}
-    keys = dict.fromkeys((r["case"], r["mode"]) for r in rows)
-    lines = []
-    for case, mode in keys:
-        cells = []
-        for provider in providers:
-            row = by_key.get((case, provider, mode))
-            if row is None or row["error"]:
-                cells.append("-" if row is None else "failed")
-            else:
-                busy = " *" if (row["other_load"] or 0.0) > timing.Settings.cpu_quiet_load else ""
-                cells.append(f"{row['p50_us'] / 1e3:.2f} (x{row[f'vs_{STOCK}']:.2f}){busy}")
-        lines.append([case, str(fused[case]), mode, *cells])
-    return timing.markdown_table(["model input", "fused", "mode", *providers], lines)
+        for name, model, role in models:
+            run = torch.compile(model) if name.endswith("compiled") else model
+            variants.append(Variant(name, timed_call(run, x, mode), mode, role,
+                                    images=case.shape[0]))
+    return variants
 
 
 def main() -> int:
-    parser = timing.argument_parser(__doc__.split("\n\n")[0])
-    parser.add_argument("--no-compile", action="store_true", help="eager providers only")
+    parser = application_parser(__doc__.split("\n\n")[0], __file__)
+    parser.add_argument("--no-compile", action="store_true", help="eager variants only")
     args = parser.parse_args()
-    device = torch.device(args.device)
-    settings = timing.QUICK if args.quick else timing.Settings()
-    cases = CASES[:2] if args.quick else CASES
-    env = timing.environment(device)
-    print(timing.environment_lines(env), flush=True)
-    providers = [STOCK, "pyimg eager"] + ([] if args.no_compile else
-                                          ["stock compiled", "pyimg compiled"])
-    results, fused, reports = [], {}, []
-    for case in cases:
-        print(f"-- {case.label}", flush=True)
-        case_results, fused[case.label], report = bench_case(case, device, settings,
-                                                             not args.no_compile)
-        results += case_results
-        reports.append(f"### {case.name}\n\n```\n{report}\n```")
-        table = write_report(args.out, args.quick, env, providers, results, fused, reports)
-    return timing.finish(args.out, OP, env, table, results)
-
-
-def write_report(out, quick: bool, env, providers, results, fused, reports) -> str:
-    """The md and csv files of what was measured so far (rewritten after each model, so an
-    interrupted run keeps its finished models); returns the summary table."""
-    rows = timing.derived(results, (STOCK,))
-    table = summary(rows, fused, providers)
+    device = runner.resolve_device(args.device, None)
+    settings = timer.QUICK if args.quick else timer.DEFAULT
+    env = environment(device)
     notes = [
         "Models: tests/convert/toolbox.py (EDSR(64 channels, 8 blocks), MSRResNet(64, 8), "
         "RRDB(32, 2 blocks, growth 16), SRVGG(64, 16 convs, x4), U-Net(16), ResNet/VGG trunk("
         "32)), weights as constructed. pyimg: pyimg.convert(model); compiled: torch.compile "
-        "with its default backend, timed after warm-up (compilation excluded). Cells: p50 ms "
-        "and, in brackets, stock eager's p50 over this one's (above 1: faster); fused: the "
-        "patterns convert fused. * other processes used more than "
-        f"{timing.Settings.cpu_quiet_load} cores meanwhile.",
+        "with its default backend, timed after warm-up (compilation in 'first call'). eval: "
+        "no grad; train+backward: training-mode forward and the gradients of the input and "
+        "every parameter.",
+        timer.method_note(device, settings),
         "## What convert did",
-        *reports,
     ]
-    timing.write_report(out, OP, quick, env, [], notes, "p50 ms (x stock eager)", table, rows,
-                        (STOCK,))
-    return table
+    report = Report("models", f"pyimg.convert{' (quick)' * args.quick}", env,
+                    {"compile": not args.no_compile, **asdict(settings)}, notes)
+    jobs = [runner.Job(case.name, case.input,
+                       lambda case=case: case_variants(case, device, not args.no_compile,
+                                                       report.notes),
+                       flush_l2=False)
+            for case in (CASES[:2] if args.quick else CASES)]
+    options = runner.RunOptions(quick=args.quick, settings=settings, out_dir=args.out,
+                                plot=False)
+    runner.run(report, jobs, device, options, default_stem("convert", env, args.quick))
+    return 1 if any(r.error and r.role == PYIMG for r in report.rows) else 0
 
 
 if __name__ == "__main__":

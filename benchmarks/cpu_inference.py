@@ -23,14 +23,16 @@ Providers, each fed an fp32 batch and timed from that input to its output, no au
   itself for zoo rows (the stock network for the two reference nets); input NCHW fp32,
   output returned in it; pyimg_compiled: torch.compile of the fp32 optimized model.
 
-Timing: after warm-up, rounds of one call per provider in turn (so every provider sees the
-same background load; in a new random order each round, so that no provider always runs
-right after another's spinning threads), until each case's time budget is spent (3
-rounds at least); p20 and p50 per provider over its rounds. --threads 1 --cpu-time times
-each call by the calling thread's CPU time instead: the work each provider does, which
-other processes' load hardly changes. The load of other processes (cores' worth of CPU
-time, from /proc/stat) is recorded per case. Writes cpu_inference_<device>.md and .csv to
---out (cpu_inference_1thread_cpu_time_<device> with --cpu-time).
+Timing (pyimg bench's timer): after warm-up, interleaved rounds of calls of every provider
+(so every provider sees the same background load; in a new random order each round, so that
+no provider always runs right after another's spinning threads), each provider's calls
+filling an equal share of the case's time budget (3 calls at least, 40 at most); p25 and
+p50 per provider over its calls.
+--threads 1 --cpu-time times each call by the calling thread's CPU time instead: the work
+each provider does, which other processes' load hardly changes. The load of other processes
+(cores' worth of CPU time, from /proc/stat) is recorded per case. Writes
+cpu_inference_<device>.md and .csv to --out (cpu_inference_1thread_cpu_time_<device> with
+--cpu-time), merged with the rows of an earlier run for the cases this run leaves out.
 """
 
 import argparse
@@ -38,9 +40,7 @@ import csv
 import gc
 import io
 import os
-import random
 import sys
-import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -50,7 +50,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-import timing
 import torch
 from inference.reference_nets import (
     MSRResNetStyle,
@@ -60,6 +59,10 @@ from inference.reference_nets import (
 )
 
 from pyimg import models
+from pyimg.atomic import write_atomically
+from pyimg.bench import timer
+from pyimg.bench.environment import Environment, environment
+from pyimg.bench.tables import markdown_table, number
 from pyimg.inference import native_bf16_missing, optimize_for_inference
 
 OP = "cpu_inference"
@@ -170,71 +173,51 @@ def providers(case: Case, batch: int, include_bf16: bool,
     return calls
 
 
-def interleaved(calls: dict[str, Callable[[], object]], budget_s: float, quick: bool,
-                clock: Callable[[], float], warmup: int = 2
-                ) -> tuple[dict[str, list[float]], float | None]:
-    """Per provider, its call's seconds (by clock) in each round; and the other processes'
-    load."""
-    with torch.no_grad():
-        estimate = {}
-        for name, call in calls.items():
-            for _ in range(warmup):
-                call()
-            start = time.perf_counter()
-            call()
-            estimate[name] = time.perf_counter() - start
-        per_round = sum(estimate.values())
-        rounds = max(3, min(40, int(budget_s / per_round)))
-        samples: dict[str, list[float]] = {name: [] for name in calls}
-        ticks, wall = timing._others_busy_ticks(), time.perf_counter()
-        order, shuffle = list(calls.items()), random.Random(0).shuffle
-        for _ in range(rounds):
-            # A new order each round: a provider's spinning worker threads (onnxruntime's
-            # pool, OpenMP's) slow whichever runs next, so no provider always follows another.
-            shuffle(order)
-            for name, call in order:
-                start = clock()
-                call()
-                samples[name].append(clock() - start)
-        load = timing._others_load(ticks, timing._others_busy_ticks(),
-                                   time.perf_counter() - wall)
-    return samples, load
-
-
-def _quantile(values: list[float], q: float) -> float:
-    return float(torch.tensor(values, dtype=torch.float64).quantile(q))
+def settings(calls: dict, budget_s: float, cpu_time: bool) -> timer.Settings:
+    """Each provider's calls (3 to 40) filling an equal share of budget_s."""
+    return timer.Settings(warmup_s=0.0, seconds_per_variant=budget_s / len(calls),
+                          min_samples=3, max_samples=40, rounds=40,
+                          clock="thread" if cpu_time else "wall", order="shuffle")
 
 
 def run_case(case: Case, batch: int, include_bf16: bool, reuse_memory: bool, quick: bool,
-             clock: Callable[[], float]) -> list[dict]:
+             cpu_time: bool) -> list[dict]:
     label = f"{case.name} b{batch} {'x'.join(map(str, case.shape))}"
     print(f"{label}: building providers", flush=True)
     calls = providers(case, batch, include_bf16, reuse_memory)
     load_before = os.getloadavg()[0]
-    samples, other_load = interleaved(calls, case.budget_s / (4 if quick else 1), quick, clock)
+    with torch.no_grad():
+        timed = timer.measure(calls, torch.device("cpu"),
+                              settings(calls, case.budget_s / (4 if quick else 1), cpu_time))
+    p50 = {name: stats.p50_us / 1e6 for name, stats in timed.stats.items()}
     rows = []
-    p50 = {name: _quantile(times, 0.5) for name, times in samples.items()}
-    for name, times in samples.items():
+    for name in calls:
+        stats = timed.stats.get(name)
         row = {"case": case.name, "batch": batch, "shape": "x".join(map(str, case.shape)),
-               "provider": name, "rounds": len(times), "p20_ms": _quantile(times, 0.2) * 1e3,
-               "p50_ms": p50[name] * 1e3, "frames_per_s": batch / p50[name],
-               "other_load": other_load, "load_avg_1m": load_before}
+               "provider": name, "calls": None, "p25_ms": None, "p50_ms": None,
+               "frames_per_s": None, "other_load": timed.other_load,
+               "load_avg_1m": load_before, "error": timed.errors.get(name)}
+        if stats is not None:
+            row.update(calls=stats.n, p25_ms=stats.p25_us / 1e3, p50_ms=p50[name] * 1e3,
+                       frames_per_s=batch / p50[name])
         for base in BASELINES:
-            row[f"x_{base}"] = p50[base] / p50[name] if base in p50 else None
+            row[f"x_{base}"] = p50[base] / p50[name] if base in p50 and name in p50 else None
         rows.append(row)
-        print(f"  {name:22s} p50 {row['p50_ms']:9.1f} ms  p20 {row['p20_ms']:9.1f} ms  "
-              f"x eager {row['x_eager']:.2f}  x compile_freezing "
-              f"{row['x_compile_freezing']:.2f}  x onnxruntime {row['x_onnxruntime']:.2f}",
-              flush=True)
-    print(f"  other processes' load {other_load:.2f} cores; load average {load_before:.2f}",
-          flush=True)
+        print(f"  {name:22s} " + (row["error"] or
+              f"p50 {row['p50_ms']:9.1f} ms  p25 {row['p25_ms']:9.1f} ms  " + "  ".join(
+                  f"x {b} {number(row[f'x_{b}'], '.2f')}" for b in BASELINES)), flush=True)
+    print(f"  other processes' load {number(timed.other_load, '.2f')} cores; load average "
+          f"{load_before:.2f}", flush=True)
     del calls
     gc.collect()
     return rows
 
 
-def _fmt(value, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
+def _over(base: dict | None, row: dict) -> float | None:
+    """base's p50 over row's (above 1: row is faster)."""
+    if base is None or base["p50_ms"] is None or row["p50_ms"] is None:
+        return None
+    return base["p50_ms"] / row["p50_ms"]
 
 
 def summary(rows: list[dict]) -> str:
@@ -248,34 +231,35 @@ def summary(rows: list[dict]) -> str:
         fp32 = by_key.get((r["case"], r["batch"], "pyimg"))
         bf16_base = by_key.get((r["case"], r["batch"], "compile_freezing_bf16"))
         lines.append([
-            r["case"], str(r["batch"]), r["provider"], _fmt(r["p50_ms"], ".1f"),
-            _fmt(r["frames_per_s"], ".1f"),
-            *(_fmt(r[f"x_{b}"], ".2f") for b in BASELINES),
-            _fmt(bf16_base["p50_ms"] / r["p50_ms"] if bf16_base and
-                 r["provider"] == "pyimg_bf16" else None, ".2f"),
-            _fmt(fp32["p50_ms"] / r["p50_ms"] if fp32 and r["provider"] == "pyimg_bf16"
-                 else None, ".2f"),
-            _fmt(r["other_load"], ".2f"),
+            r["case"], str(r["batch"]), r["provider"], number(r["p50_ms"], ".1f"),
+            number(r["frames_per_s"], ".1f"),
+            *(number(r[f"x_{b}"], ".2f") for b in BASELINES),
+            *(number(_over(base, r) if r["provider"] == "pyimg_bf16" else None, ".2f")
+              for base in (bf16_base, fp32)),
+            number(r["other_load"], ".2f"),
         ])
     headers = ["model", "batch", "provider", "p50 ms", "frames/s", "x eager (NCHW fp32)",
                "x compile+freezing (fp32)", "x onnxruntime (fp32)",
                "x compile+freezing bf16", "x pyimg fp32", "other load"]
-    return timing.markdown_table(headers, lines)
+    return markdown_table(headers, lines)
 
 
 def all_rows(rows: list[dict]) -> str:
-    headers = ["model", "batch", "input", "provider", "rounds", "p20 ms", "p50 ms",
+    headers = ["model", "batch", "input", "provider", "calls", "p25 ms", "p50 ms",
                "x eager", "x compile_freezing", "x onnxruntime", "other load", "load avg",
-               "date"]
-    lines = [[r["case"], str(r["batch"]), r["shape"], r["provider"], str(int(r["rounds"])),
-              _fmt(r["p20_ms"], ".1f"), _fmt(r["p50_ms"], ".1f"),
-              *(_fmt(r[f"x_{b}"], ".2f") for b in BASELINES), _fmt(r["other_load"], ".2f"),
-              _fmt(r["load_avg_1m"], ".2f"), r["date"]] for r in rows]
-    return timing.markdown_table(headers, lines)
+               "date", "error"]
+    lines = [[r["case"], str(r["batch"]), r["shape"], r["provider"],
+              number(r["calls"], ".0f"), number(r.get("p25_ms"), ".1f"),
+              number(r["p50_ms"], ".1f"), *(number(r[f"x_{b}"], ".2f") for b in BASELINES),
+              number(r["other_load"], ".2f"), number(r["load_avg_1m"], ".2f"), r["date"],
+              r.get("error") or "-"] for r in rows]
+    return markdown_table(headers, lines)
 
 
-_NUMBERS = ("batch", "rounds", "p20_ms", "p50_ms", "frames_per_s", "other_load", "load_avg_1m",
+_NUMBERS = ("batch", "calls", "p25_ms", "p50_ms", "frames_per_s", "other_load", "load_avg_1m",
             *(f"x_{b}" for b in BASELINES))
+FIELDS = ("case", "batch", "shape", "provider", *_NUMBERS[1:], "error", "device", "date",
+          "torch")
 
 
 def _earlier_rows(csv_path: Path) -> list[dict]:
@@ -285,17 +269,20 @@ def _earlier_rows(csv_path: Path) -> list[dict]:
     with open(csv_path, newline="") as f:
         rows = list(csv.DictReader(f))
     for row in rows:
+        row.setdefault("calls", row.pop("rounds", None))  # its name before pyimg bench
         for key in _NUMBERS:
             row[key] = None if row.get(key) in (None, "") else float(row[key])
         row["batch"] = int(row["batch"])
+        row["error"] = row.get("error") or None
     return rows
 
 
-def write(out_dir: Path, env: timing.Environment, rows: list[dict], quick: bool,
+def write(out_dir: Path, env: Environment, rows: list[dict], quick: bool,
           notes: list[str], name: str) -> Path:
     """The md and csv of this run's rows merged into the earlier run's (a row of this run
     replaces the earlier one of its case, batch and provider). Written after every case."""
-    md_path, csv_path = timing.result_paths(out_dir, name, env)
+    md_path = Path(out_dir) / f"{name}_{env.slug}.md"
+    csv_path = md_path.with_suffix(".csv")
     dated = [{**row, "device": env.device, "date": env.date, "torch": env.torch} for row in rows]
     ours = {(r["case"], r["batch"], r["provider"]) for r in dated}
     merged = [r for r in _earlier_rows(csv_path)
@@ -303,17 +290,19 @@ def write(out_dir: Path, env: timing.Environment, rows: list[dict], quick: bool,
     order = {c.name: i for i, c in enumerate(CASES)}
     merged.sort(key=lambda r: (order.get(r["case"], len(order)), r["batch"]))
     dates = sorted({r["date"] for r in merged})
-    sections = [f"# CPU inference{' (quick)' * quick}", timing.environment_lines(env),
+    sections = [f"# CPU inference{' (quick)' * quick}", env.line(),
                 f"rows measured on {', '.join(dates)}",
                 f"torch threads: {torch.get_num_threads()}; native bf16: "
                 f"{native_bf16_missing() or 'yes'}", *notes,
                 "## Summary (p50 per call; ratios are the other provider's p50 over pyimg's)",
                 summary(merged), "## All rows", all_rows(merged)]
-    timing.write_text(md_path, "\n\n".join(sections) + "\n")
-    with open(csv_path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(merged[0]))
-        writer.writeheader()
-        writer.writerows(merged)
+    markdown = "\n\n".join(sections) + "\n"
+    write_atomically(md_path, lambda f: f.write(markdown.encode()))
+    table = io.StringIO()
+    writer = csv.DictWriter(table, fieldnames=FIELDS, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(merged)
+    write_atomically(csv_path, lambda f: f.write(table.getvalue().encode()))
     return md_path
 
 
@@ -336,13 +325,12 @@ def main() -> int:
     if args.cpu_time and args.threads != 1:
         parser.error("--cpu-time needs --threads 1 (the other threads' time is not counted)")
     torch.set_num_threads(args.threads)
-    clock = time.thread_time if args.cpu_time else time.perf_counter
     wanted = args.cases.split(",")
     unknown = set(wanted) - {c.name for c in CASES}
     if unknown:
         parser.error(f"unknown cases {sorted(unknown)}; choose from {[c.name for c in CASES]}")
-    env = timing.environment(torch.device("cpu"))
-    print(timing.environment_lines(env), flush=True)
+    env = environment(torch.device("cpu"))
+    print(env.line(), flush=True)
     include_bf16 = not args.no_bf16
     reuse = ("pyimg's reuse allocator (optimize_for_inference(reuse_memory=True)) is "
              "process-wide, so it also served the other providers' large allocations: the "
@@ -357,7 +345,7 @@ def main() -> int:
             if batch not in case.batches:
                 continue
             rows += run_case(case, batch, include_bf16, not args.no_reuse_memory, args.quick,
-                             clock)
+                             args.cpu_time)
             notes = [reuse, f"load average after the last case: {os.getloadavg()[0]:.2f}"]
             if args.cpu_time:
                 notes.insert(0, "times: CPU time of the calling thread, one thread per "

@@ -1,36 +1,40 @@
 """One training step (forward, loss, backward, optimizer step) of whole zoo models: pyimg's
 fused modules against the same model on stock modules (``pyimg.use_backend("torch")``),
-each eager and under torch.compile, in one run.
+each eager and under torch.compile, in one run, timed interleaved by pyimg bench's timer.
 
     python benchmarks/train_step.py [--device cpu|cuda] [--quick] [--out DIR]
 
 Models: SRResNet x4 (MSE, Adam; LR crops as in the SRGAN paper) and SegNet (cross-entropy,
-SGD with momentum). Writes train_step_<device>.md and .csv to --out (default
-benchmarks/results) and prints a summary.
+SGD with momentum). Writes train_step_<device>.md, .csv and .json to --out (default
+benchmarks/results; train_step_quick_<device> with --quick) and prints a summary.
 """
 
 import sys
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 # pyimg is imported from this checkout (built in place, not installed).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import timing
 import torch
 import torch.nn.functional as F
 
 import pyimg
+from pyimg.bench import runner, timer
+from pyimg.bench.environment import environment
+from pyimg.bench.report import Report, default_stem
+from pyimg.bench.results import COMPILED, PYIMG, STOCK, Variant
+from pyimg.bench.script import application_parser
 from pyimg.models import SegNet, SRResNet
 
-OP = "train_step"
-PROVIDERS = ("stock eager", "stock compiled", "pyimg eager", "pyimg compiled")
-BASELINES = ("stock eager", "stock compiled")
-SLOW_STEP = timing.Settings(cpu_warmup=1, cpu_budget_s=8.0, cpu_min_repeats=3,
-                            cpu_max_repeats=20, gpu_warmup_ms=200, gpu_rep_ms=1000)
-QUICK_STEP = timing.Settings(cpu_warmup=1, cpu_budget_s=1.0, cpu_min_repeats=2,
-                             cpu_max_repeats=5, cpu_max_wait_s=0.0, cpu_attempts=1,
-                             gpu_warmup_ms=50, gpu_rep_ms=200)
+MODE = "train step"
+# (variant, pyimg backend forced while it runs (None: pyimg's own), compiled, role)
+VARIANTS = (("stock eager", "torch", False, STOCK), ("stock compiled", "torch", True, COMPILED),
+            ("pyimg eager", None, False, PYIMG), ("pyimg compiled", None, True, PYIMG))
+SLOW_STEP = timer.Settings(warmup_s=1.0, seconds_per_variant=8.0, min_samples=3,
+                           max_samples=20, rounds=3)
+QUICK_STEP = timer.Settings(warmup_s=0.0, seconds_per_variant=1.0, min_samples=2,
+                            max_samples=5, rounds=2)
 
 
 @dataclass(frozen=True)
@@ -43,7 +47,7 @@ class Case:
     @property
     def name(self) -> str:
         layout = "CL" if self.channels_last else "NCHW"
-        return f"{self.model} {self.batch}x3x{self.size}x{self.size} {layout}"
+        return f"{self.batch}x3x{self.size}x{self.size} {layout}"
 
 
 CASES = {
@@ -57,7 +61,7 @@ QUICK_CASES = {"cpu": [Case("SRResNet", 1, 12, False), Case("SegNet", 1, 32, Fal
 
 
 def make_step(case: Case, device: torch.device, compiled: bool):
-    """A closure running one training step of a fresh model (seeded: every provider trains
+    """A closure running one training step of a fresh model (seeded: every variant trains
     the same weights on the same batch)."""
     torch.manual_seed(0)
     fmt = torch.channels_last if case.channels_last else torch.contiguous_format
@@ -86,60 +90,42 @@ def make_step(case: Case, device: torch.device, compiled: bool):
     return step
 
 
-def run_case(case: Case, provider: str, device: torch.device, settings) -> timing.Result:
-    backend = "torch" if provider.startswith("stock") else None
-
-    def timer():
+def on_backend(backend: str | None, fn):
+    """fn run with pyimg's ops forced to ``backend`` (None: pyimg's automatic choice)."""
+    def call():
         with pyimg.use_backend(backend):
-            step = make_step(case, device, provider.endswith("compiled"))
-            return timing.time_on(device, step, settings)
+            return fn()
 
-    return timing.measure(case.name, provider, "train step", 0, timer)
+    return call
 
 
-def summary(rows) -> str:
-    by_key = {(r["case"], r["provider"]): r for r in rows}
-    lines = []
-    for case in dict.fromkeys(r["case"] for r in rows):
-        cells = []
-        for provider in PROVIDERS:
-            row = by_key.get((case, provider))
-            cells.append("failed" if row is None or row["error"] else f"{row['p50_us'] / 1e3:.1f}")
-        pyimg_eager = by_key.get((case, "pyimg eager"))
-        ratios = [timing._fmt(pyimg_eager.get(f"vs_{b}") if pyimg_eager else None, ".2f")
-                  for b in BASELINES]
-        lines.append([case, *cells, *ratios])
-    headers = ["case", *(f"{p} ms" for p in PROVIDERS),
-               *(f"pyimg eager x {b}" for b in BASELINES)]
-    return timing.markdown_table(headers, lines)
+def variants(case: Case, device: torch.device) -> list[Variant]:
+    return [Variant(name, on_backend(backend, make_step(case, device, compiled)), MODE, role,
+                    images=case.batch)
+            for name, backend, compiled, role in VARIANTS]
 
 
 def main() -> int:
-    args = timing.argument_parser(__doc__.splitlines()[0]).parse_args()
-    device = torch.device(args.device)
-    env = timing.environment(device)
+    args = application_parser(__doc__.splitlines()[0], __file__).parse_args()
+    device = runner.resolve_device(args.device, None)
+    env = environment(device)
     settings = QUICK_STEP if args.quick else SLOW_STEP
-    cases = (QUICK_CASES if args.quick else CASES)[device.type]
-    results = []
-    for case in cases:
-        for provider in PROVIDERS:
-            result = run_case(case, provider, device, settings)
-            print(f"{case.name:36} {provider:15} "
-                  + (result.error or f"p50 {result.p50_us / 1e3:9.1f} ms"), flush=True)
-            results.append(result)
-    rows = timing.derived(results, BASELINES)
-    table = summary(rows)
     notes = [
         "stock: the zoo model with pyimg.use_backend('torch') (every pyimg module on stock "
         "PyTorch ops); pyimg: the same model on pyimg's kernels. compiled: torch.compile of the "
         "model (default mode); the loss, backward and optimizer step stay eager. One step: "
-        "zero_grad, forward, loss, backward, optimizer step. Times: p20/p50/p80 of the wall "
-        "clock (CPU) or CUDA events (GPU); x <baseline>: the baseline's p50 over this row's.",
-        f"torch threads: {torch.get_num_threads()}",
+        "zero_grad, forward, loss, backward, optimizer step; fps: images per second.",
+        timer.method_note(device, settings),
     ]
-    timing.write_report(args.out, OP, args.quick, env, [], notes,
-                        "p50 ms per training step", table, rows, BASELINES)
-    return timing.finish(args.out, OP, env, table, results)
+    report = Report("models", f"One training step{' (quick)' * args.quick}", env,
+                    asdict(settings), notes)
+    jobs = [runner.Job(case.model, case.name, lambda case=case: variants(case, device),
+                       flush_l2=False)
+            for case in (QUICK_CASES if args.quick else CASES)[device.type]]
+    options = runner.RunOptions(quick=args.quick, settings=settings, out_dir=args.out,
+                                plot=False)
+    runner.run(report, jobs, device, options, default_stem("train_step", env, args.quick))
+    return 1 if any(r.error and r.role == PYIMG for r in report.rows) else 0
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
 """What ``python benchmarks/bench_<op>.py [flags]`` runs: ``pyimg bench ops <op>`` on that
 script's suite, results in the script's results/ folder unless --out says otherwise. Flags
 kept from the scripts' own parsers: --device, --quick, --out, and --<preset> for a suite's
-extra presets (bench_conv.py --sweep is --preset sweep)."""
+extra presets (bench_conv.py --sweep is --preset sweep). Whole-application scripts (no
+bench_ prefix) build their command line on ``application_parser``."""
 
+import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,3 +28,15 @@ def script_main(script: str, argv: Sequence[str] | None = None) -> int:
     suite = load_suite(path)
     presets = {name for cases in suite.cases.values() for name in cases} - {"default", "quick"}
     return main(script_arguments(path, presets, sys.argv[1:] if argv is None else argv))
+
+
+def application_parser(description: str, script: str) -> argparse.ArgumentParser:
+    """--device (default: CUDA when present), --quick and --out (default: the results/ folder
+    next to ``script``), the flags every whole-application benchmark script takes."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--device", choices=("cpu", "cuda"), default=None,
+                        help="where to time (default: cuda when a GPU is visible, else cpu)")
+    parser.add_argument("--quick", action="store_true", help="fewer cases, shorter timing")
+    parser.add_argument("--out", type=Path, default=Path(script).resolve().parent / "results",
+                        help="the results folder (default: %(default)s)")
+    return parser

@@ -15,6 +15,7 @@ p90/p99 of calls taken in alternation; this module uses their method on those tw
 
 import gc
 import math
+import random
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -26,19 +27,34 @@ import torch
 from pyimg.bench import load, memory
 
 _L2_FLUSH_BYTES = 256 * 2**20  # more than any current GPU's L2, as do_bench clears
+_CLOCKS = {"wall": time.perf_counter, "thread": time.thread_time}
 
 
 @dataclass(frozen=True)
 class Settings:
     """How long to time each variant: warm-up seconds after its first call, then timed calls
     filling about ``seconds_per_variant`` (at least ``min_samples``, at most ``max_samples``),
-    spread over ``rounds`` interleaved rounds."""
+    spread over ``rounds`` interleaved rounds.
+
+    clock (CPU): "wall" times a call by the wall clock; "thread" by the calling thread's CPU
+    time, which other processes' load hardly inflates (it misses the work of other threads:
+    for one-thread runs). order: "rotate" starts each round with the next variant; "shuffle"
+    draws a new (seeded) order each round, so that no variant always runs right after the one
+    whose spinning worker threads (OpenMP's, onnxruntime's) slow whatever follows."""
 
     warmup_s: float = 0.2
     seconds_per_variant: float = 1.0
     min_samples: int = 10
     max_samples: int = 2000
     rounds: int = 10
+    clock: str = "wall"
+    order: str = "rotate"
+
+    def __post_init__(self):
+        if self.clock not in _CLOCKS:
+            raise ValueError(f"Settings.clock {self.clock!r} is not one of {sorted(_CLOCKS)}")
+        if self.order not in ("rotate", "shuffle"):
+            raise ValueError(f"Settings.order {self.order!r} is not 'rotate' or 'shuffle'")
 
 
 DEFAULT = Settings()
@@ -103,8 +119,9 @@ def _graph_breaks_so_far() -> int:
 class _Sampler:
     """Timed calls of one function on one device."""
 
-    def __init__(self, fn: Callable[[], object], device: torch.device, flush: torch.Tensor | None):
-        self.fn, self.device, self.flush = fn, device, flush
+    def __init__(self, fn: Callable[[], object], device: torch.device, flush: torch.Tensor | None,
+                 clock: Callable[[], float] = time.perf_counter):
+        self.fn, self.device, self.flush, self.clock = fn, device, flush, clock
         self.samples_us: list[float] = []
 
     def sync(self) -> None:
@@ -132,9 +149,9 @@ class _Sampler:
             self._take_cuda(count)
             return
         for _ in range(count):
-            start = time.perf_counter()
+            start = self.clock()
             self.fn()
-            self.samples_us.append((time.perf_counter() - start) * 1e6)
+            self.samples_us.append((self.clock() - start) * 1e6)
 
     def _take_cuda(self, count: int) -> None:
         events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
@@ -160,6 +177,13 @@ def _rotated(names: list[str], r: int) -> list[str]:
     return names[k:] + names[:k]
 
 
+def round_order(names: list[str], r: int, order: str) -> list[str]:
+    """The variants' order in round r."""
+    if order == "shuffle":
+        return random.Random(r).sample(names, len(names))
+    return _rotated(names, r)
+
+
 def measure(variants: dict[str, Callable[[], object]], device: torch.device, s: Settings,
             flush_l2: bool = True) -> Timed:
     """Warm up, then time every variant in interleaved rounds; then one call of each for its
@@ -169,7 +193,7 @@ def measure(variants: dict[str, Callable[[], object]], device: torch.device, s: 
         flush = torch.empty(_L2_FLUSH_BYTES, dtype=torch.int8, device=device)
     samplers, errors, first_us, estimates, breaks = {}, {}, {}, {}, {}
     for name, fn in variants.items():
-        sampler = _Sampler(fn, device, flush)
+        sampler = _Sampler(fn, device, flush, _CLOCKS[s.clock])
         before = _graph_breaks_so_far()
         try:
             first_us[name], estimates[name] = sampler.warm_up(s.warmup_s)
@@ -186,7 +210,7 @@ def measure(variants: dict[str, Callable[[], object]], device: torch.device, s: 
     gc.disable()
     try:
         for r in range(rounds):
-            for name in _rotated(names, r):
+            for name in round_order(names, r, s.order):
                 if name in errors:
                     continue
                 sampler = samplers[name]
@@ -215,10 +239,12 @@ def measure(variants: dict[str, Callable[[], object]], device: torch.device, s: 
 
 def method_note(device: torch.device, settings: Settings) -> str:
     """How the report's numbers were taken, for its notes."""
+    cpu_clock = "time.thread_time" if settings.clock == "thread" else "time.perf_counter"
     how = ("CUDA events around each call, L2 cleared before each op's call"
-           if device.type == "cuda" else "time.perf_counter around each call")
+           if device.type == "cuda" else f"{cpu_clock} around each call")
+    order = "shuffled" if settings.order == "shuffle" else "rotating"
     return (f"Each variant is warmed up (its first call, compile included, is the 'first call' "
-            f"column), then timed in {settings.rounds} interleaved rounds ({how}; rotating "
+            f"column), then timed in {settings.rounds} interleaved rounds ({how}; {order} "
             "order, so other load on the machine hits every variant alike). spread: "
             "interquartile range over the median. x stock / x compiled: that variant's p50 "
             "over this row's, same case and mode (above 1: faster). peak MB: memory above "
