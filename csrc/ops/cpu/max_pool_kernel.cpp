@@ -17,6 +17,7 @@
 #include <limits>
 #include <vector>
 
+#include "ops/cpu/parallel.h"
 #include "ops/max_pool.h"
 #include "ops/pixel_shuffle.h"
 #include "ops/strides.h"
@@ -24,29 +25,8 @@
 namespace pyimg {
 namespace {
 
-// The build targets baseline x86-64 (SSE2); GCC also compiles the kernels' loops for AVX2,
-// twice as wide, and picks the version at load time. flatten inlines the task body into
-// each version, so its loops are vectorized for that target.
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define PYIMG_VECTOR_VERSIONS __attribute__((target_clones("avx2", "default"), flatten))
-#else
-#define PYIMG_VECTOR_VERSIONS
-#endif
-
-template <typename F>
-PYIMG_VECTOR_VERSIONS void run_task(const F& task, int64_t begin, int64_t end) {
-  task(begin, end);
-}
-
-// at::parallel_for with the tasks in run_task.
-template <typename F>
-void parallel_for(int64_t begin, int64_t end, int64_t grain, const F& task) {
-  at::parallel_for(begin, end, grain, [&](int64_t b, int64_t e) { run_task(task, b, e); });
-}
-
-int64_t grain_rows(int64_t row_length) {
-  return std::max<int64_t>(1, 32768 / std::max<int64_t>(row_length, 1));
-}
+using cpu::grain_for;
+using cpu::parallel_for;
 
 // A task's unit of work: one output row, contiguous in memory. NCHW: plane row h of channel
 // c0 (channels = 1); channels_last: image row h with all C channels, element (w, c) at
@@ -61,12 +41,12 @@ void for_each_row(const at::Tensor& out, const F& f) {
   const int64_t N = out.size(0), C = out.size(1), H = out.size(2), W = out.size(3);
   if (out.numel() == 0) return;
   if (is_channels_last(out)) {
-    parallel_for(0, N * H, grain_rows(W * C), [&](int64_t begin, int64_t end) {
+    parallel_for(0, N * H, grain_for(W * C), [&](int64_t begin, int64_t end) {
       for (int64_t row = begin; row < end; ++row) f(OutputRow{row / H, 0, C, row % H, row * W * C});
     });
     return;
   }
-  parallel_for(0, N * C * H, grain_rows(W), [&](int64_t begin, int64_t end) {
+  parallel_for(0, N * C * H, grain_for(W), [&](int64_t begin, int64_t end) {
     for (int64_t row = begin; row < end; ++row) {
       f(OutputRow{row / (H * C), (row / H) % C, 1, row % H, row * W});
     }
@@ -243,7 +223,7 @@ void pool_channels_last(const at::Tensor& x, const PoolGeometry& g, at::Tensor& 
     kj_lo[pw] = w0 < 0 ? (-w0 + g.dw - 1) / g.dw : 0;
     for (kj_hi[pw] = kj_lo[pw]; kj_hi[pw] < g.kw && w0 + kj_hi[pw] * g.dw < g.W;) ++kj_hi[pw];
   }
-  parallel_for(0, x.size(0) * PH, grain_rows(PW * C), [&](int64_t begin, int64_t end) {
+  parallel_for(0, x.size(0) * PH, grain_for(PW * C), [&](int64_t begin, int64_t end) {
     for (int64_t unit = begin; unit < end; ++unit) {
       const int64_t ph = unit % PH, n = unit / PH, h0 = ph * g.sh - g.pad_h;
       int64_t ki_lo = h0 < 0 ? (-h0 + g.dh - 1) / g.dh : 0, ki_hi = ki_lo;
@@ -320,7 +300,7 @@ IndexCheck validate(const at::Tensor& indices, const PoolGeometry& g) {
   const int64_t C = indices.size(1), kh = g.kh, kw = g.kw, H = g.H, W = g.W, PW = g.PW;
   const double inv_w = 1.0 / static_cast<double>(std::max<int64_t>(W, 1));
   std::atomic<bool> outside_plane{false}, outside_window{false};
-  parallel_for(0, indices.size(0) * C * g.PH, grain_rows(PW), [&](int64_t begin, int64_t end) {
+  parallel_for(0, indices.size(0) * C * g.PH, grain_for(PW), [&](int64_t begin, int64_t end) {
     bool plane_flag = false, window_flag = false;
     for (int64_t row = begin; row < end; ++row) {
       const int64_t ph = row % g.PH, c = (row / g.PH) % C, n = row / (g.PH * C);
@@ -509,7 +489,7 @@ int64_t unpool_disjoint_channels_last(const at::Tensor& x, const at::Tensor& ind
   const int64_t C = x.size(1), W = g.W, PH = g.PH, PW = g.PW;
   const DisjointBands b(g);
   std::atomic<int64_t> hits{0};
-  parallel_for(0, x.size(0) * PH, grain_rows(PW * g.sh * C), [&](int64_t begin, int64_t end) {
+  parallel_for(0, x.size(0) * PH, grain_for(PW * g.sh * C), [&](int64_t begin, int64_t end) {
     int64_t task_hits = 0;
     for (int64_t unit = begin; unit < end; ++unit) {
       const int64_t ph = unit % PH, n = unit / PH;
@@ -638,11 +618,90 @@ void unpool_backward(const at::Tensor& grad_out, const at::Tensor& x, const at::
   });
 }
 
+// Where each tap of a pooled row points, as an int32 plane position, when that lies in the
+// plane; else -1 (window_targets' twin for compact taps): each tap looks up its row and
+// column in the window, so the loop vectorizes across the row in 32-bit lanes.
+struct TapTable {
+  int32_t row[256], col[256];  // a tap past the window gets a row no plane row matches
+
+  explicit TapTable(const PoolGeometry& g) {
+    for (int32_t t = 0; t < 256; ++t) {
+      const bool inside = t < g.kh * g.kw;
+      row[t] = inside ? static_cast<int32_t>(t / g.kw) : std::numeric_limits<int32_t>::min() / 2;
+      col[t] = inside ? static_cast<int32_t>(t % g.kw) : 0;
+    }
+  }
+};
+
+template <typename Stride>
+void tap_targets(const uint8_t* __restrict__ taps, Stride stride, const TapTable& table,
+                 const PoolGeometry& g, int64_t ph, int32_t* __restrict__ target) {
+  const auto H = static_cast<int32_t>(g.H), W = static_cast<int32_t>(g.W);
+  const auto sw = static_cast<int32_t>(g.sw), pad_w = static_cast<int32_t>(g.pad_w);
+  const auto h0 = static_cast<int32_t>(ph * g.sh - g.pad_h);
+  const int32_t* __restrict__ tap_row = table.row;
+  const int32_t* __restrict__ tap_col = table.col;
+  for (int32_t pw = 0; pw < static_cast<int32_t>(g.PW); ++pw) {
+    const int32_t t = taps[pw * stride];
+    const int32_t h = h0 + tap_row[t], w = pw * sw - pad_w + tap_col[t];
+    const bool hit = (h >= 0) & (h < H) & (w >= 0) & (w < W);  // & not &&: no branch
+    target[pw] = hit ? h * W + w : -1;
+  }
+}
+
+// window_targets in 32-bit lanes, for the backward: an index outside the plane is out at
+// once, the rest are tried against each window row.
+template <typename Stride>
+void flat_targets(const int64_t* __restrict__ indices, Stride stride, const Window& win,
+                  int32_t* __restrict__ target, int64_t PW) {
+  const int64_t plane = win.g.H * win.g.W;
+  const auto W = static_cast<int32_t>(win.g.W);
+  const int64_t* __restrict__ col_lo = win.col_lo;
+  const int64_t* __restrict__ col_hi = win.col_hi;
+  int32_t* __restrict__ found = scratch<int32_t, 1>(PW);
+  for (int64_t pw = 0; pw < PW; ++pw) {
+    const int64_t idx = indices[pw * stride];
+    target[pw] = (idx >= 0) & (idx < plane) ? static_cast<int32_t>(idx) : -1;
+    found[pw] = 0;
+  }
+  for (auto h = static_cast<int32_t>(win.row_lo); h < win.row_hi; ++h) {
+    for (int64_t pw = 0; pw < PW; ++pw) {
+      const int32_t w = target[pw] - h * W;
+      found[pw] |= (w >= static_cast<int32_t>(col_lo[pw])) & (w < static_cast<int32_t>(col_hi[pw]));
+    }
+  }
+  for (int64_t pw = 0; pw < PW; ++pw) target[pw] = found[pw] ? target[pw] : -1;
+}
+
+// o[pw] = plane[target[pw]] (0 where the target is -1, which the caller then discards);
+// returns whether any target was -1.
+template <typename T, typename P>
+bool gather_targets(T* __restrict__ o, int64_t so_w, const T* __restrict__ plane,
+                    const Strides4& sg, int64_t W, const P* __restrict__ target, int64_t PW) {
+  P worst = 0;
+  for (int64_t pw = 0; pw < PW; ++pw) worst = std::min(worst, target[pw]);
+  // A contiguous plane is addressed by the position itself, without a division; unit
+  // strides spelled out, so the loops vectorize.
+  if (sg.w == 1 && sg.h == W && so_w == 1) {
+    for (int64_t pw = 0; pw < PW; ++pw) o[pw] = plane[std::max<P>(target[pw], 0)];
+  } else if (sg.w == 1 && sg.h == W) {
+    for (int64_t pw = 0; pw < PW; ++pw) o[pw * so_w] = plane[std::max<P>(target[pw], 0)];
+  } else {
+    for (int64_t pw = 0; pw < PW; ++pw) {
+      const int64_t t = std::max<P>(target[pw], 0);
+      o[pw * so_w] = plane[t / W * sg.h + t % W * sg.w];
+    }
+  }
+  return worst < 0;
+}
+
 // The unpool's backward for disjoint windows (stride >= kernel): no two in-window indices can
-// name one position, so each value's gradient is a plain gather at the position
-// window_targets finds for it (vectorized, branch-free: which tap holds a window's maximum is
-// random, and a per-value search mispredicted half the time, 7x slower). Returns whether
-// every index lay in its window; if not, grad_x is to be discarded and the caller validates.
+// name one position, so each value's gradient is a plain gather at the position its index
+// names (vectorized and branch-free: which tap holds a window's maximum is random, and a
+// per-value search mispredicted half the time, 7x slower). Flat indices are their own
+// positions once window_targets finds them in their window, compact taps are looked up
+// (tap_targets, int32: needs H * W < 2^31). Returns whether every index lay in its window;
+// if not, grad_x is to be discarded and the caller validates.
 template <typename T, typename I>
 bool unpool_backward_disjoint(const at::Tensor& grad_out, const at::Tensor& indices,
                               const PoolGeometry& g, at::Tensor& grad_x) {
@@ -650,32 +709,36 @@ bool unpool_backward_disjoint(const at::Tensor& grad_out, const at::Tensor& indi
   const I* isrc = indices.const_data_ptr<I>();
   T* dst = grad_x.mutable_data_ptr<T>();
   const Strides4 sg = strides_of(grad_out), si = strides_of(indices), so = strides_of(grad_x);
-  const int64_t C = indices.size(1), W = g.W, PW = g.PW;
-  // A contiguous plane is addressed by the position itself, without a division.
-  const bool contiguous_plane = sg.w == 1 && sg.h == W;
+  constexpr bool kCompact = std::is_same_v<I, uint8_t>;
+  const int64_t C = indices.size(1), PW = g.PW;
   const DisjointBands b(g);
+  const TapTable table(g);
   std::atomic<bool> all_in_window{true};
-  parallel_for(0, indices.size(0) * C * g.PH, grain_rows(PW), [&](int64_t begin, int64_t end) {
-    int64_t* target = scratch<int64_t, 0>(PW);
+  parallel_for(0, indices.size(0) * C * g.PH, grain_for(PW), [&](int64_t begin, int64_t end) {
+    int32_t* target = scratch<int32_t, 0>(PW);
     bool missed = false;
     for (int64_t row = begin; row < end; ++row) {
       const int64_t ph = row % g.PH, c = row / g.PH % C, n = row / (g.PH * C);
-      const int64_t h0 = ph * g.sh - g.pad_h;
-      const Window win{g, h0, std::max<int64_t>(h0, 0), std::min(h0 + g.kh, g.H),
-                       b.col_lo.data(), b.col_hi.data()};
       const I* ip = isrc + n * si.n + c * si.c + ph * si.h;
-      if (si.w == 1) {
-        window_targets(ip, One{}, win, target, PW);
+      // Unit index strides spelled out, so the loops vectorize.
+      if constexpr (kCompact) {
+        if (si.w == 1) {
+          tap_targets(ip, One{}, table, g, ph, target);
+        } else {
+          tap_targets(ip, si.w, table, g, ph, target);
+        }
       } else {
-        window_targets(ip, si.w, win, target, PW);
+        const int64_t h0 = ph * g.sh - g.pad_h;
+        const Window win{g, h0, std::max<int64_t>(h0, 0), std::min(h0 + g.kh, g.H),
+                         b.col_lo.data(), b.col_hi.data()};
+        if (si.w == 1) {
+          flat_targets(ip, One{}, win, target, PW);
+        } else {
+          flat_targets(ip, si.w, win, target, PW);
+        }
       }
-      const T* plane = gsrc + n * sg.n + c * sg.c;
-      T* o = dst + n * so.n + c * so.c + ph * so.h;
-      for (int64_t pw = 0; pw < PW; ++pw) {
-        const int64_t t = std::max<int64_t>(target[pw], 0);
-        missed |= target[pw] < 0;
-        o[pw * so.w] = plane[contiguous_plane ? t : t / W * sg.h + t % W * sg.w];
-      }
+      missed |= gather_targets(dst + n * so.n + c * so.c + ph * so.h, so.w,
+                               gsrc + n * sg.n + c * sg.c, sg, g.W, target, PW);
     }
     if (missed) all_in_window = false;
   });
@@ -766,7 +829,8 @@ at::Tensor max_unpool2d_backward_cpu(const at::Tensor& grad_out, const at::Tenso
                                       {grad_out.size(2), grad_out.size(3)}, compact,
                                       "max_unpool2d_backward");
   at::Tensor grad_x = empty_planes(x, x.size(2), x.size(3), x.scalar_type());
-  if (g.sh >= g.kh && g.sw >= g.kw) {
+  // int32 positions (unpool_backward_disjoint) need H * W < 2^31.
+  if (g.sh >= g.kh && g.sw >= g.kw && g.H * g.W < std::numeric_limits<int32_t>::max()) {
     bool gathered = false;
     PYIMG_DISPATCH_POOL(x.scalar_type(), compact, "max_unpool2d_backward_cpu", [&] {
       gathered = unpool_backward_disjoint<scalar_t, index_t>(grad_out, indices, g, grad_x);
