@@ -382,35 +382,105 @@ struct Window {
   const int64_t* col_hi;
 };
 
-// The plane position each index of a pooled row names when that lies in its window, else
-// -1. Rows go outside and windows inside, so the loop vectorizes across the row without a
-// division: in row h a flat index names column idx - h * W, a compact tap column
-// tap - (h - h0) * kw of its window.
-template <typename I, typename Stride>
-void window_targets(const I* __restrict__ indices, Stride stride, const Window& win,
-                    int64_t* __restrict__ target, int64_t PW) {
-  constexpr bool kCompact = std::is_same_v<I, uint8_t>;
-  // Locals, not win's fields: GCC cannot tell that the stores to target leave those alone.
-  const int64_t W = win.g.W, kw = win.g.kw, sw = win.g.sw, pad_w = win.g.pad_w;
-  const int64_t* __restrict__ col_lo = win.col_lo;
-  const int64_t* __restrict__ col_hi = win.col_hi;
-  std::fill(target, target + PW, int64_t{-1});
-  for (int64_t h = win.row_lo; h < win.row_hi; ++h) {
-    const int64_t row_start = kCompact ? (h - win.h0) * kw : h * W;
-    for (int64_t pw = 0; pw < PW; ++pw) {
-      const int64_t d = static_cast<int64_t>(indices[pw * stride]) - row_start;
-      // & not &&: no branch
-      const bool in_row = kCompact ? (d >= 0) & (d < kw) : true;
-      const int64_t w = kCompact ? pw * sw - pad_w + d : d;
-      const bool hit = in_row & (w >= col_lo[pw]) & (w < col_hi[pw]);
-      target[pw] = hit ? h * W + w : target[pw];
+// The plane position (int32) each index of a pooled row names when that lies in its window,
+// else -1. Neither kind divides, so the loops vectorize across the row in 32-bit lanes: a
+// compact tap looks up its row and column in the window (then only the plane bounds are left
+// to check); a flat index is its own position once found in one of the window's rows.
+struct TapTable {
+  int32_t row[256], col[256];  // a tap past the window gets a row no plane row matches
+
+  explicit TapTable(const PoolGeometry& g) {
+    for (int32_t t = 0; t < 256; ++t) {
+      const bool inside = t < g.kh * g.kw;
+      row[t] = inside ? static_cast<int32_t>(t / g.kw) : std::numeric_limits<int32_t>::min() / 2;
+      col[t] = inside ? static_cast<int32_t>(t % g.kw) : 0;
     }
+  }
+};
+
+template <typename Stride>
+void tap_targets(const uint8_t* __restrict__ taps, Stride stride, const TapTable& table,
+                 const PoolGeometry& g, int64_t ph, int32_t* __restrict__ target) {
+  const auto H = static_cast<int32_t>(g.H), W = static_cast<int32_t>(g.W);
+  const auto sw = static_cast<int32_t>(g.sw), pad_w = static_cast<int32_t>(g.pad_w);
+  const auto h0 = static_cast<int32_t>(ph * g.sh - g.pad_h);
+  const int32_t* __restrict__ tap_row = table.row;
+  const int32_t* __restrict__ tap_col = table.col;
+  for (int32_t pw = 0; pw < static_cast<int32_t>(g.PW); ++pw) {
+    const int32_t t = taps[pw * stride];
+    const int32_t h = h0 + tap_row[t], w = pw * sw - pad_w + tap_col[t];
+    const bool hit = (h >= 0) & (h < H) & (w >= 0) & (w < W);  // & not &&: no branch
+    target[pw] = hit ? h * W + w : -1;
   }
 }
 
-// NCHW: units of pooled rows of one plane. The value goes to the plane position its index
-// names when that lies in its window; otherwise a 0 goes to the window's first in-plane
-// position (branch-free: every element stores once).
+template <typename Stride>
+void flat_targets(const int64_t* __restrict__ indices, Stride stride, const Window& win,
+                  int32_t* __restrict__ target, int64_t PW) {
+  const int64_t plane = win.g.H * win.g.W;
+  const auto W = static_cast<int32_t>(win.g.W);
+  const int64_t* __restrict__ col_lo = win.col_lo;
+  const int64_t* __restrict__ col_hi = win.col_hi;
+  int32_t* __restrict__ found = scratch<int32_t, 1>(PW);
+  for (int64_t pw = 0; pw < PW; ++pw) {
+    const int64_t idx = indices[pw * stride];
+    target[pw] = (idx >= 0) & (idx < plane) ? static_cast<int32_t>(idx) : -1;
+    found[pw] = 0;
+  }
+  for (auto h = static_cast<int32_t>(win.row_lo); h < win.row_hi; ++h) {
+    for (int64_t pw = 0; pw < PW; ++pw) {
+      const int32_t w = target[pw] - h * W;
+      found[pw] |= (w >= static_cast<int32_t>(col_lo[pw])) & (w < static_cast<int32_t>(col_hi[pw]));
+    }
+  }
+  for (int64_t pw = 0; pw < PW; ++pw) target[pw] = found[pw] ? target[pw] : -1;
+}
+
+// The int32 targets of pooled row ph's indices (tap_targets or flat_targets).
+template <typename I>
+void row_targets(const I* indices, int64_t stride, const TapTable& table, const Window& win,
+                 int64_t ph, int32_t* target) {
+  // Unit index strides spelled out, so the loops vectorize.
+  if constexpr (std::is_same_v<I, uint8_t>) {
+    if (stride == 1) {
+      tap_targets(indices, One{}, table, win.g, ph, target);
+    } else {
+      tap_targets(indices, stride, table, win.g, ph, target);
+    }
+  } else if (stride == 1) {
+    flat_targets(indices, One{}, win, target, win.g.PW);
+  } else {
+    flat_targets(indices, stride, win, target, win.g.PW);
+  }
+}
+
+// One output row h of the windows of a pooled row: o[w] = the value of the window owning
+// column w if its target is (h, w), else 0; each element stored once, in order, so the row
+// needs no zero-fill first and no scatter. SegNet's 2x2 / 2 (window pw owns exactly columns
+// 2pw and 2pw + 1) spelled out, so the loop vectorizes without a table.
+template <typename T>
+void unpool_row(T* __restrict__ o, int64_t h, int64_t W, const int32_t* __restrict__ target,
+                const T* __restrict__ values, const int32_t* __restrict__ owner, bool pairs,
+                int64_t PW) {
+  const auto base = static_cast<int32_t>(h * W);
+  if (pairs) {
+    for (int64_t pw = 0; pw < PW; ++pw) {
+      const int32_t d = target[pw] - (base + 2 * static_cast<int32_t>(pw));
+      const T v = values[pw];
+      o[2 * pw] = d == 0 ? v : T(0);
+      o[2 * pw + 1] = d == 1 ? v : T(0);
+    }
+    return;
+  }
+  for (int64_t w = 0; w < W; ++w) {
+    const int32_t pw = std::max(owner[w], 0);
+    o[w] = (owner[w] >= 0) & (target[pw] == base + static_cast<int32_t>(w)) ? values[pw] : T(0);
+  }
+}
+
+// NCHW: units of pooled rows of one plane, each writing the output rows of its bands in
+// order (unpool_row). Returns how many indices hit a position of their window. Needs
+// H * W < 2^31 (int32 targets).
 template <typename T, typename I>
 int64_t unpool_disjoint_planes(const at::Tensor& x, const at::Tensor& indices,
                                const PoolGeometry& g, at::Tensor& out) {
@@ -420,39 +490,47 @@ int64_t unpool_disjoint_planes(const at::Tensor& x, const at::Tensor& indices,
   const Strides4 sx = strides_of(x), si = strides_of(indices);
   const int64_t C = x.size(1), W = g.W, PH = g.PH, PW = g.PW;
   const DisjointBands b(g);
+  // owner[w]: the window whose in-plane columns hold column w, or -1.
+  std::vector<int32_t> owner(W, -1);
+  for (int64_t pw = 0; pw < PW; ++pw) {
+    for (int64_t w = b.col_lo[pw]; w < b.col_hi[pw]; ++w) owner[w] = static_cast<int32_t>(pw);
+  }
+  const bool pairs = g.kw == 2 && g.sw == 2 && g.pad_w == 0 && W == 2 * PW;
+  const TapTable table(g);
   std::atomic<int64_t> hits{0};
   // A unit is a run of pooled rows of one plane whose bands hold about 32 KB of output: few
-  // enough units that their bookkeeping (divisions, a memset call) costs nothing, a band
-  // small enough to stay in cache until the scatter has filled it.
+  // enough units that their bookkeeping costs nothing, enough to balance the threads.
   const int64_t rows_per_unit =
       std::max<int64_t>(1, (32768 / sizeof(T)) / std::max<int64_t>(g.sh * W, 1));
   const int64_t units_per_plane = (PH + rows_per_unit - 1) / rows_per_unit;
   parallel_for(0, x.size(0) * C * units_per_plane, 1, [&](int64_t begin, int64_t end) {
     int64_t task_hits = 0;
-    int64_t* target = scratch<int64_t, 0>(PW);
+    int32_t* target = scratch<int32_t, 0>(PW);
+    T* values = scratch<T, 2>(PW);
     for (int64_t unit = begin; unit < end; ++unit) {
       const int64_t nc = unit / units_per_plane, n = nc / C, c = nc % C;
       const int64_t ph_lo = (unit % units_per_plane) * rows_per_unit;
       const int64_t ph_hi = std::min(ph_lo + rows_per_unit, PH);
       T* plane = dst + nc * g.H * W;
-      std::memset(plane + b.band[ph_lo] * W, 0, sizeof(T) * (b.band[ph_hi] - b.band[ph_lo]) * W);
       for (int64_t ph = ph_lo; ph < ph_hi; ++ph) {
         const int64_t h0 = ph * g.sh - g.pad_h;
         const int64_t row_lo = std::max<int64_t>(h0, 0), row_hi = std::min(h0 + g.kh, g.H);
         const T* xp = xsrc + n * sx.n + c * sx.c + ph * sx.h;
         const I* ip = isrc + n * si.n + c * si.c + ph * si.h;
-        // Unit index strides spelled out, so the loops vectorize.
         const Window win{g, h0, row_lo, row_hi, b.col_lo.data(), b.col_hi.data()};
-        if (si.w == 1) {
-          window_targets(ip, One{}, win, target, PW);
-        } else {
-          window_targets(ip, si.w, win, target, PW);
+        row_targets(ip, si.w, table, win, ph, target);
+        for (int64_t pw = 0; pw < PW; ++pw) task_hits += target[pw] >= 0;
+        const T* v = xp;
+        if (sx.w != 1) {
+          for (int64_t pw = 0; pw < PW; ++pw) values[pw] = xp[pw * sx.w];
+          v = values;
         }
-        for (int64_t pw = 0; pw < PW; ++pw) {
-          const int64_t t = target[pw];
-          task_hits += t >= 0;
-          const T v = xp[pw * sx.w];
-          plane[t >= 0 ? t : row_lo * W + b.col_lo[pw]] = t >= 0 ? v : T(0);
+        for (int64_t h = b.band[ph]; h < b.band[ph + 1]; ++h) {
+          if (h >= row_lo && h < row_hi) {
+            unpool_row(plane + h * W, h, W, target, v, owner.data(), pairs, PW);
+          } else {
+            std::memset(plane + h * W, 0, sizeof(T) * W);
+          }
         }
       }
     }
@@ -618,61 +696,6 @@ void unpool_backward(const at::Tensor& grad_out, const at::Tensor& x, const at::
   });
 }
 
-// Where each tap of a pooled row points, as an int32 plane position, when that lies in the
-// plane; else -1 (window_targets' twin for compact taps): each tap looks up its row and
-// column in the window, so the loop vectorizes across the row in 32-bit lanes.
-struct TapTable {
-  int32_t row[256], col[256];  // a tap past the window gets a row no plane row matches
-
-  explicit TapTable(const PoolGeometry& g) {
-    for (int32_t t = 0; t < 256; ++t) {
-      const bool inside = t < g.kh * g.kw;
-      row[t] = inside ? static_cast<int32_t>(t / g.kw) : std::numeric_limits<int32_t>::min() / 2;
-      col[t] = inside ? static_cast<int32_t>(t % g.kw) : 0;
-    }
-  }
-};
-
-template <typename Stride>
-void tap_targets(const uint8_t* __restrict__ taps, Stride stride, const TapTable& table,
-                 const PoolGeometry& g, int64_t ph, int32_t* __restrict__ target) {
-  const auto H = static_cast<int32_t>(g.H), W = static_cast<int32_t>(g.W);
-  const auto sw = static_cast<int32_t>(g.sw), pad_w = static_cast<int32_t>(g.pad_w);
-  const auto h0 = static_cast<int32_t>(ph * g.sh - g.pad_h);
-  const int32_t* __restrict__ tap_row = table.row;
-  const int32_t* __restrict__ tap_col = table.col;
-  for (int32_t pw = 0; pw < static_cast<int32_t>(g.PW); ++pw) {
-    const int32_t t = taps[pw * stride];
-    const int32_t h = h0 + tap_row[t], w = pw * sw - pad_w + tap_col[t];
-    const bool hit = (h >= 0) & (h < H) & (w >= 0) & (w < W);  // & not &&: no branch
-    target[pw] = hit ? h * W + w : -1;
-  }
-}
-
-// window_targets in 32-bit lanes, for the backward: an index outside the plane is out at
-// once, the rest are tried against each window row.
-template <typename Stride>
-void flat_targets(const int64_t* __restrict__ indices, Stride stride, const Window& win,
-                  int32_t* __restrict__ target, int64_t PW) {
-  const int64_t plane = win.g.H * win.g.W;
-  const auto W = static_cast<int32_t>(win.g.W);
-  const int64_t* __restrict__ col_lo = win.col_lo;
-  const int64_t* __restrict__ col_hi = win.col_hi;
-  int32_t* __restrict__ found = scratch<int32_t, 1>(PW);
-  for (int64_t pw = 0; pw < PW; ++pw) {
-    const int64_t idx = indices[pw * stride];
-    target[pw] = (idx >= 0) & (idx < plane) ? static_cast<int32_t>(idx) : -1;
-    found[pw] = 0;
-  }
-  for (auto h = static_cast<int32_t>(win.row_lo); h < win.row_hi; ++h) {
-    for (int64_t pw = 0; pw < PW; ++pw) {
-      const int32_t w = target[pw] - h * W;
-      found[pw] |= (w >= static_cast<int32_t>(col_lo[pw])) & (w < static_cast<int32_t>(col_hi[pw]));
-    }
-  }
-  for (int64_t pw = 0; pw < PW; ++pw) target[pw] = found[pw] ? target[pw] : -1;
-}
-
 // o[pw] = plane[target[pw]] (0 where the target is -1, which the caller then discards);
 // returns whether any target was -1.
 template <typename T, typename P>
@@ -699,8 +722,8 @@ bool gather_targets(T* __restrict__ o, int64_t so_w, const T* __restrict__ plane
 // name one position, so each value's gradient is a plain gather at the position its index
 // names (vectorized and branch-free: which tap holds a window's maximum is random, and a
 // per-value search mispredicted half the time, 7x slower). Flat indices are their own
-// positions once window_targets finds them in their window, compact taps are looked up
-// (tap_targets, int32: needs H * W < 2^31). Returns whether every index lay in its window;
+// positions once found in their window, compact taps are looked up (row_targets, int32:
+// needs H * W < 2^31). Returns whether every index lay in its window;
 // if not, grad_x is to be discarded and the caller validates.
 template <typename T, typename I>
 bool unpool_backward_disjoint(const at::Tensor& grad_out, const at::Tensor& indices,
@@ -709,7 +732,6 @@ bool unpool_backward_disjoint(const at::Tensor& grad_out, const at::Tensor& indi
   const I* isrc = indices.const_data_ptr<I>();
   T* dst = grad_x.mutable_data_ptr<T>();
   const Strides4 sg = strides_of(grad_out), si = strides_of(indices), so = strides_of(grad_x);
-  constexpr bool kCompact = std::is_same_v<I, uint8_t>;
   const int64_t C = indices.size(1), PW = g.PW;
   const DisjointBands b(g);
   const TapTable table(g);
@@ -719,24 +741,10 @@ bool unpool_backward_disjoint(const at::Tensor& grad_out, const at::Tensor& indi
     bool missed = false;
     for (int64_t row = begin; row < end; ++row) {
       const int64_t ph = row % g.PH, c = row / g.PH % C, n = row / (g.PH * C);
-      const I* ip = isrc + n * si.n + c * si.c + ph * si.h;
-      // Unit index strides spelled out, so the loops vectorize.
-      if constexpr (kCompact) {
-        if (si.w == 1) {
-          tap_targets(ip, One{}, table, g, ph, target);
-        } else {
-          tap_targets(ip, si.w, table, g, ph, target);
-        }
-      } else {
-        const int64_t h0 = ph * g.sh - g.pad_h;
-        const Window win{g, h0, std::max<int64_t>(h0, 0), std::min(h0 + g.kh, g.H),
-                         b.col_lo.data(), b.col_hi.data()};
-        if (si.w == 1) {
-          flat_targets(ip, One{}, win, target, PW);
-        } else {
-          flat_targets(ip, si.w, win, target, PW);
-        }
-      }
+      const int64_t h0 = ph * g.sh - g.pad_h;
+      const Window win{g, h0, std::max<int64_t>(h0, 0), std::min(h0 + g.kh, g.H),
+                       b.col_lo.data(), b.col_hi.data()};
+      row_targets(isrc + n * si.n + c * si.c + ph * si.h, si.w, table, win, ph, target);
       missed |= gather_targets(dst + n * so.n + c * so.c + ph * so.h, so.w,
                                gsrc + n * sg.n + c * sg.c, sg, g.W, target, PW);
     }
@@ -800,9 +808,9 @@ at::Tensor max_unpool2d_cpu(const at::Tensor& x, const at::Tensor& indices,
   const PoolGeometry g = check_unpool(x, indices, kernel_size, stride, padding, output_size,
                                       compact, "max_unpool2d");
   at::Tensor out = empty_planes(x, g.H, g.W, x.scalar_type());
-  // int32 window offsets (unpool_disjoint_channels_last) need kh * W < 2^31.
+  // int32 positions (unpool_disjoint_*) need H * W < 2^31.
   if (g.sh >= g.kh && g.sw >= g.kw && out.numel() > 0 && g.windows_meet_plane() &&
-      g.kh * g.W < std::numeric_limits<int32_t>::max()) {
+      g.H * g.W < std::numeric_limits<int32_t>::max()) {
     int64_t hits = 0;
     PYIMG_DISPATCH_POOL(x.scalar_type(), compact, "max_unpool2d_cpu", [&] {
       hits = is_channels_last(out)

@@ -31,7 +31,7 @@ const char* capability_name(Capability c);
 #define PYIMG_TARGET_AVX2 __attribute__((target("avx2,fma,bmi,bmi2,f16c,popcnt"), flatten))
 #define PYIMG_TARGET_AVX512                                                              \
   __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,bmi,bmi2,f16c,popcnt," \
-                        "prefer-vector-width=512"),                                       \
+                        "prefer-vector-width=256"),                                       \
                  flatten))
 #endif
 
