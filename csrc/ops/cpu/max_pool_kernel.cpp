@@ -207,6 +207,18 @@ void pool(const at::Tensor& x, const PoolGeometry& g, at::Tensor& out, at::Tenso
   });
 }
 
+// A block's maxima and marks to the output. Through restrict pointers: a uint8 index store
+// may alias anything, so without them the loop reloads every pointer after each byte.
+template <typename T, typename I, typename Acc, typename Count>
+inline void store_block(T* __restrict__ values, I* __restrict__ indices,
+                        const Acc* __restrict__ best, const int32_t* __restrict__ mark,
+                        Count count) {
+  for (int64_t c = 0; c < count; ++c) {
+    values[c] = static_cast<T>(best[c]);
+    indices[c] = static_cast<I>(mark[c]);
+  }
+}
+
 // channels_last: per pooled position, channels go in blocks of kBlock whose running maxima
 // and marks stay in registers while the window's taps stream past, each tap a contiguous run
 // of channels; the loops vectorize across channels and each output is written once. Marks
@@ -260,9 +272,12 @@ void pool_channels_last(const at::Tensor& x, const PoolGeometry& g, at::Tensor& 
               }
             }
           }
-          for (int64_t c = 0; c < count; ++c) {
-            dst[o + c0 + c] = static_cast<T>(best[c]);
-            idx[o + c0 + c] = static_cast<I>(mark[c]);
+          // A full block's count spelled out, so the narrowing stores vectorize.
+          if (count == kBlock) {
+            store_block(dst + o + c0, idx + o + c0, best, mark,
+                        std::integral_constant<int64_t, kBlock>{});
+          } else {
+            store_block(dst + o + c0, idx + o + c0, best, mark, count);
           }
         }
       }
