@@ -13,8 +13,9 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
-#include <type_traits>
 #include <limits>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "ops/cpu/parallel.h"
@@ -588,15 +589,30 @@ int64_t unpool_disjoint_channels_last(const at::Tensor& x, const at::Tensor& ind
   constexpr bool kCompact = std::is_same_v<I, uint8_t>;
   const int64_t C = x.size(1), W = g.W, PH = g.PH, PW = g.PW;
   const DisjointBands b(g);
+  // The column ranges [lo, hi) no window covers (windows are disjoint and in order).
+  std::vector<std::pair<int64_t, int64_t>> gaps;
+  for (int64_t pw = 0, w = 0; pw <= PW; ++pw) {
+    const int64_t next = pw < PW ? b.col_lo[pw] : W;
+    if (next > w) gaps.emplace_back(w, next);
+    if (pw < PW) w = std::max(w, b.col_hi[pw]);
+  }
   std::atomic<int64_t> hits{0};
   parallel_for(0, x.size(0) * PH, grain_for(PW * g.sh * C), [&](int64_t begin, int64_t end) {
     int64_t task_hits = 0;
     for (int64_t unit = begin; unit < end; ++unit) {
       const int64_t ph = unit % PH, n = unit / PH;
       T* image = dst + n * g.H * W * C;
-      std::memset(image + b.band[ph] * W * C, 0, sizeof(T) * (b.band[ph + 1] - b.band[ph]) * W * C);
       const int64_t h0 = ph * g.sh - g.pad_h;
       const int64_t row_lo = std::max<int64_t>(h0, 0), row_hi = std::min(h0 + g.kh, g.H);
+      // Zeros only where no window position writes: rows between windows, columns in gaps.
+      for (int64_t h = b.band[ph]; h < b.band[ph + 1]; ++h) {
+        T* row = image + h * W * C;
+        if (h < row_lo || h >= row_hi) {
+          std::memset(row, 0, sizeof(T) * W * C);
+          continue;
+        }
+        for (const auto& [lo, hi] : gaps) std::memset(row + lo * C, 0, sizeof(T) * (hi - lo) * C);
+      }
       for (int64_t pw = 0; pw < PW; ++pw) {
         const T* xp = xsrc + n * sx.n + ph * sx.h + pw * sx.w;
         const I* ip = isrc + n * si.n + ph * si.h + pw * si.w;
