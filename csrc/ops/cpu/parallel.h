@@ -1,7 +1,7 @@
 // How pyimg's CPU kernels split work across threads, and which instruction set runs it.
 //
-// Every task body given to parallel_for is compiled three times: for baseline x86-64 (SSE2),
-// for AVX2 with FMA, and for AVX-512 (F, BW, VL, DQ). flatten inlines everything the body
+// Every task body given to parallel_for is compiled for baseline x86-64 (SSE2), for AVX2 with
+// FMA, and for AVX-512 (F, BW, VL, DQ), unless its kernel caps it lower. flatten inlines everything the body
 // calls into each copy, so its loops are vectorized for that target. A task runs the copy
 // capability() names: the best the processor supports, or PYIMG_CPU_CAPABILITY where set
 // (default | avx2 | avx512, read at the first call; a capability the processor lacks falls
