@@ -22,13 +22,16 @@
 
 #include "ops/activation.h"
 #include "ops/batch_norm.h"
+#include "ops/cpu/parallel.h"
 #include "ops/pixel_shuffle.h"
 
 namespace pyimg {
 namespace {
 
+using cpu::grain_for;
+using cpu::parallel_for;
+
 constexpr int64_t kChunk = 4096;
-constexpr int64_t kGrain = 32768;  // elements a parallel task moves at least
 
 // Sum of f(i) for i < len in kLanes independent accumulators, so the loop vectorizes without
 // reassociating floating-point math (the order is fixed, so the result is deterministic).
@@ -72,7 +75,7 @@ template <typename F>
 void for_each_run(const Runs& r, const F& f) {
   if (r.channels_last) {
     const int64_t pixels = r.N * r.HW;
-    at::parallel_for(0, r.count, std::max<int64_t>(1, kGrain / (r.len * r.C)),
+    parallel_for(0, r.count, grain_for(r.len * r.C),
                      [&](int64_t begin, int64_t end) {
                        for (int64_t s = begin; s < end; ++s) {
                          const int64_t p0 = s * r.len, len = std::min(r.len, pixels - p0);
@@ -83,7 +86,7 @@ void for_each_run(const Runs& r, const F& f) {
                      });
     return;
   }
-  at::parallel_for(0, r.count * r.C, std::max<int64_t>(1, kGrain / r.len),
+  parallel_for(0, r.count * r.C, grain_for(r.len),
                    [&](int64_t begin, int64_t end) {
                      for (int64_t t = begin; t < end; ++t) {
                        const int64_t s = t / r.C, c = t % r.C;
@@ -120,7 +123,7 @@ void stats(const at::Tensor& x, at::Tensor& mean_out, at::Tensor& var_out) {
   });
   Acc* mean_out_p = mean_out.mutable_data_ptr<Acc>();
   Acc* var_out_p = var_out.mutable_data_ptr<Acc>();
-  at::parallel_for(0, r.C, 1, [&](int64_t begin, int64_t end) {
+  parallel_for(0, r.C, 1, [&](int64_t begin, int64_t end) {
     for (int64_t c = begin; c < end; ++c) {
       // Chan, Golub & LeVeque's update, one run at a time, in double.
       double n = 0, mean = 0, m2 = 0;
@@ -176,7 +179,7 @@ template <typename T, typename Acc, typename F>
 void for_each_element(const at::Tensor& x, const Tables<Acc>& t, T* out, const F& f) {
   const int64_t N = x.size(0), C = x.size(1), HW = x.size(2) * x.size(3);
   if (is_channels_last(x)) {
-    at::parallel_for(0, N * HW, std::max<int64_t>(1, kGrain / C), [&](int64_t begin, int64_t end) {
+    parallel_for(0, N * HW, grain_for(C), [&](int64_t begin, int64_t end) {
       for (int64_t p = begin; p < end; ++p) {
         T* o = out + p * C;
 #pragma GCC ivdep
@@ -185,7 +188,7 @@ void for_each_element(const at::Tensor& x, const Tables<Acc>& t, T* out, const F
     });
     return;
   }
-  at::parallel_for(0, N * C, std::max<int64_t>(1, kGrain / HW), [&](int64_t begin, int64_t end) {
+  parallel_for(0, N * C, grain_for(HW), [&](int64_t begin, int64_t end) {
     for (int64_t plane = begin; plane < end; ++plane) {
       const Coeffs<Acc> k = t.at(plane % C);
       const int64_t base = plane * HW;

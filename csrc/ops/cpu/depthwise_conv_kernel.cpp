@@ -14,17 +14,14 @@
 #include <type_traits>
 #include <vector>
 
+#include "ops/cpu/parallel.h"
 #include "ops/depthwise_conv.h"
 
 namespace pyimg {
 namespace {
 
-// Work units of about this many multiply-adds per parallel_for chunk.
-constexpr int64_t kGrainWork = 1 << 15;
-
-int64_t grain_for(int64_t work_per_unit) {
-  return std::max<int64_t>(1, kGrainWork / std::max<int64_t>(1, work_per_unit));
-}
+using cpu::grain_for;
+using cpu::parallel_for;
 
 // Output columns [lo, hi) whose input column ow * sw + offset lies in [0, W).
 struct ColumnRange {
@@ -146,7 +143,7 @@ void depthwise_rows(const DepthwiseCall& call) {
     columns[kw] = valid_columns(kw * g.dw - g.pad_left, g.sw, g.W, g.OW);
   }
   const int64_t units = g.N * g.C_out * g.OH;
-  at::parallel_for(0, units, grain_for(g.OW * g.KH * g.KW), [&](int64_t begin, int64_t end) {
+  parallel_for(0, units, grain_for(g.OW * g.KH * g.KW), [&](int64_t begin, int64_t end) {
     std::vector<Acc> buffer(g.OW);
     Acc* __restrict__ acc = buffer.data();
     for (int64_t unit = begin; unit < end; ++unit) {
@@ -183,7 +180,7 @@ void depthwise_channels_last(const DepthwiseCall& call) {
   const T* x = op.x;
   const Acc* taps = op.taps;
   const int64_t pixels = g.N * g.OH * g.OW, C_out = g.C_out, m = g.multiplier;
-  at::parallel_for(0, pixels, grain_for(C_out * g.KH * g.KW), [&](int64_t begin, int64_t end) {
+  parallel_for(0, pixels, grain_for(C_out * g.KH * g.KW), [&](int64_t begin, int64_t end) {
     std::vector<Acc> buffer(C_out);
     Acc* __restrict__ acc = buffer.data();
     for (int64_t p = begin; p < end; ++p) {

@@ -13,10 +13,12 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
-#include <type_traits>
 #include <limits>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
+#include "ops/cpu/parallel.h"
 #include "ops/max_pool.h"
 #include "ops/pixel_shuffle.h"
 #include "ops/strides.h"
@@ -24,28 +26,14 @@
 namespace pyimg {
 namespace {
 
-// The build targets baseline x86-64 (SSE2); GCC also compiles the kernels' loops for AVX2,
-// twice as wide, and picks the version at load time. flatten inlines the task body into
-// each version, so its loops are vectorized for that target.
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define PYIMG_VECTOR_VERSIONS __attribute__((target_clones("avx2", "default"), flatten))
-#else
-#define PYIMG_VECTOR_VERSIONS
-#endif
+using cpu::grain_for;
 
-template <typename F>
-PYIMG_VECTOR_VERSIONS void run_task(const F& task, int64_t begin, int64_t end) {
-  task(begin, end);
-}
-
-// at::parallel_for with the tasks in run_task.
+// AVX-512 copies of these loops (short rows of gathers and selects) ran slower than the AVX2
+// ones on AMD Zen 4: max_unpool2d (8, 64, 128, 128) 2x2, one thread, output in cache,
+// 3.7-5.1 ms against 2.6-2.8 ms. So this file stops at AVX2.
 template <typename F>
 void parallel_for(int64_t begin, int64_t end, int64_t grain, const F& task) {
-  at::parallel_for(begin, end, grain, [&](int64_t b, int64_t e) { run_task(task, b, e); });
-}
-
-int64_t grain_rows(int64_t row_length) {
-  return std::max<int64_t>(1, 32768 / std::max<int64_t>(row_length, 1));
+  cpu::parallel_for<cpu::Capability::kAvx2>(begin, end, grain, task);
 }
 
 // A task's unit of work: one output row, contiguous in memory. NCHW: plane row h of channel
@@ -61,12 +49,12 @@ void for_each_row(const at::Tensor& out, const F& f) {
   const int64_t N = out.size(0), C = out.size(1), H = out.size(2), W = out.size(3);
   if (out.numel() == 0) return;
   if (is_channels_last(out)) {
-    parallel_for(0, N * H, grain_rows(W * C), [&](int64_t begin, int64_t end) {
+    parallel_for(0, N * H, grain_for(W * C), [&](int64_t begin, int64_t end) {
       for (int64_t row = begin; row < end; ++row) f(OutputRow{row / H, 0, C, row % H, row * W * C});
     });
     return;
   }
-  parallel_for(0, N * C * H, grain_rows(W), [&](int64_t begin, int64_t end) {
+  parallel_for(0, N * C * H, grain_for(W), [&](int64_t begin, int64_t end) {
     for (int64_t row = begin; row < end; ++row) {
       f(OutputRow{row / (H * C), (row / H) % C, 1, row % H, row * W});
     }
@@ -220,6 +208,18 @@ void pool(const at::Tensor& x, const PoolGeometry& g, at::Tensor& out, at::Tenso
   });
 }
 
+// A block's maxima and marks to the output. Through restrict pointers: a uint8 index store
+// may alias anything, so without them the loop reloads every pointer after each byte.
+template <typename T, typename I, typename Acc, typename Count>
+inline void store_block(T* __restrict__ values, I* __restrict__ indices,
+                        const Acc* __restrict__ best, const int32_t* __restrict__ mark,
+                        Count count) {
+  for (int64_t c = 0; c < count; ++c) {
+    values[c] = static_cast<T>(best[c]);
+    indices[c] = static_cast<I>(mark[c]);
+  }
+}
+
 // channels_last: per pooled position, channels go in blocks of kBlock whose running maxima
 // and marks stay in registers while the window's taps stream past, each tap a contiguous run
 // of channels; the loops vectorize across channels and each output is written once. Marks
@@ -243,7 +243,7 @@ void pool_channels_last(const at::Tensor& x, const PoolGeometry& g, at::Tensor& 
     kj_lo[pw] = w0 < 0 ? (-w0 + g.dw - 1) / g.dw : 0;
     for (kj_hi[pw] = kj_lo[pw]; kj_hi[pw] < g.kw && w0 + kj_hi[pw] * g.dw < g.W;) ++kj_hi[pw];
   }
-  parallel_for(0, x.size(0) * PH, grain_rows(PW * C), [&](int64_t begin, int64_t end) {
+  parallel_for(0, x.size(0) * PH, grain_for(PW * C), [&](int64_t begin, int64_t end) {
     for (int64_t unit = begin; unit < end; ++unit) {
       const int64_t ph = unit % PH, n = unit / PH, h0 = ph * g.sh - g.pad_h;
       int64_t ki_lo = h0 < 0 ? (-h0 + g.dh - 1) / g.dh : 0, ki_hi = ki_lo;
@@ -273,9 +273,12 @@ void pool_channels_last(const at::Tensor& x, const PoolGeometry& g, at::Tensor& 
               }
             }
           }
-          for (int64_t c = 0; c < count; ++c) {
-            dst[o + c0 + c] = static_cast<T>(best[c]);
-            idx[o + c0 + c] = static_cast<I>(mark[c]);
+          // A full block's count spelled out, so the narrowing stores vectorize.
+          if (count == kBlock) {
+            store_block(dst + o + c0, idx + o + c0, best, mark,
+                        std::integral_constant<int64_t, kBlock>{});
+          } else {
+            store_block(dst + o + c0, idx + o + c0, best, mark, count);
           }
         }
       }
@@ -320,7 +323,7 @@ IndexCheck validate(const at::Tensor& indices, const PoolGeometry& g) {
   const int64_t C = indices.size(1), kh = g.kh, kw = g.kw, H = g.H, W = g.W, PW = g.PW;
   const double inv_w = 1.0 / static_cast<double>(std::max<int64_t>(W, 1));
   std::atomic<bool> outside_plane{false}, outside_window{false};
-  parallel_for(0, indices.size(0) * C * g.PH, grain_rows(PW), [&](int64_t begin, int64_t end) {
+  parallel_for(0, indices.size(0) * C * g.PH, grain_for(PW), [&](int64_t begin, int64_t end) {
     bool plane_flag = false, window_flag = false;
     for (int64_t row = begin; row < end; ++row) {
       const int64_t ph = row % g.PH, c = (row / g.PH) % C, n = row / (g.PH * C);
@@ -402,35 +405,105 @@ struct Window {
   const int64_t* col_hi;
 };
 
-// The plane position each index of a pooled row names when that lies in its window, else
-// -1. Rows go outside and windows inside, so the loop vectorizes across the row without a
-// division: in row h a flat index names column idx - h * W, a compact tap column
-// tap - (h - h0) * kw of its window.
-template <typename I, typename Stride>
-void window_targets(const I* __restrict__ indices, Stride stride, const Window& win,
-                    int64_t* __restrict__ target, int64_t PW) {
-  constexpr bool kCompact = std::is_same_v<I, uint8_t>;
-  // Locals, not win's fields: GCC cannot tell that the stores to target leave those alone.
-  const int64_t W = win.g.W, kw = win.g.kw, sw = win.g.sw, pad_w = win.g.pad_w;
-  const int64_t* __restrict__ col_lo = win.col_lo;
-  const int64_t* __restrict__ col_hi = win.col_hi;
-  std::fill(target, target + PW, int64_t{-1});
-  for (int64_t h = win.row_lo; h < win.row_hi; ++h) {
-    const int64_t row_start = kCompact ? (h - win.h0) * kw : h * W;
-    for (int64_t pw = 0; pw < PW; ++pw) {
-      const int64_t d = static_cast<int64_t>(indices[pw * stride]) - row_start;
-      // & not &&: no branch
-      const bool in_row = kCompact ? (d >= 0) & (d < kw) : true;
-      const int64_t w = kCompact ? pw * sw - pad_w + d : d;
-      const bool hit = in_row & (w >= col_lo[pw]) & (w < col_hi[pw]);
-      target[pw] = hit ? h * W + w : target[pw];
+// The plane position (int32) each index of a pooled row names when that lies in its window,
+// else -1. Neither kind divides, so the loops vectorize across the row in 32-bit lanes: a
+// compact tap looks up its row and column in the window (then only the plane bounds are left
+// to check); a flat index is its own position once found in one of the window's rows.
+struct TapTable {
+  int32_t row[256], col[256];  // a tap past the window gets a row no plane row matches
+
+  explicit TapTable(const PoolGeometry& g) {
+    for (int32_t t = 0; t < 256; ++t) {
+      const bool inside = t < g.kh * g.kw;
+      row[t] = inside ? static_cast<int32_t>(t / g.kw) : std::numeric_limits<int32_t>::min() / 2;
+      col[t] = inside ? static_cast<int32_t>(t % g.kw) : 0;
     }
+  }
+};
+
+template <typename Stride>
+void tap_targets(const uint8_t* __restrict__ taps, Stride stride, const TapTable& table,
+                 const PoolGeometry& g, int64_t ph, int32_t* __restrict__ target) {
+  const auto H = static_cast<int32_t>(g.H), W = static_cast<int32_t>(g.W);
+  const auto sw = static_cast<int32_t>(g.sw), pad_w = static_cast<int32_t>(g.pad_w);
+  const auto h0 = static_cast<int32_t>(ph * g.sh - g.pad_h);
+  const int32_t* __restrict__ tap_row = table.row;
+  const int32_t* __restrict__ tap_col = table.col;
+  for (int32_t pw = 0; pw < static_cast<int32_t>(g.PW); ++pw) {
+    const int32_t t = taps[pw * stride];
+    const int32_t h = h0 + tap_row[t], w = pw * sw - pad_w + tap_col[t];
+    const bool hit = (h >= 0) & (h < H) & (w >= 0) & (w < W);  // & not &&: no branch
+    target[pw] = hit ? h * W + w : -1;
   }
 }
 
-// NCHW: units of pooled rows of one plane. The value goes to the plane position its index
-// names when that lies in its window; otherwise a 0 goes to the window's first in-plane
-// position (branch-free: every element stores once).
+template <typename Stride>
+void flat_targets(const int64_t* __restrict__ indices, Stride stride, const Window& win,
+                  int32_t* __restrict__ target, int64_t PW) {
+  const int64_t plane = win.g.H * win.g.W;
+  const auto W = static_cast<int32_t>(win.g.W);
+  const int64_t* __restrict__ col_lo = win.col_lo;
+  const int64_t* __restrict__ col_hi = win.col_hi;
+  int32_t* __restrict__ found = scratch<int32_t, 1>(PW);
+  for (int64_t pw = 0; pw < PW; ++pw) {
+    const int64_t idx = indices[pw * stride];
+    target[pw] = (idx >= 0) & (idx < plane) ? static_cast<int32_t>(idx) : -1;
+    found[pw] = 0;
+  }
+  for (auto h = static_cast<int32_t>(win.row_lo); h < win.row_hi; ++h) {
+    for (int64_t pw = 0; pw < PW; ++pw) {
+      const int32_t w = target[pw] - h * W;
+      found[pw] |= (w >= static_cast<int32_t>(col_lo[pw])) & (w < static_cast<int32_t>(col_hi[pw]));
+    }
+  }
+  for (int64_t pw = 0; pw < PW; ++pw) target[pw] = found[pw] ? target[pw] : -1;
+}
+
+// The int32 targets of pooled row ph's indices (tap_targets or flat_targets).
+template <typename I>
+void row_targets(const I* indices, int64_t stride, const TapTable& table, const Window& win,
+                 int64_t ph, int32_t* target) {
+  // Unit index strides spelled out, so the loops vectorize.
+  if constexpr (std::is_same_v<I, uint8_t>) {
+    if (stride == 1) {
+      tap_targets(indices, One{}, table, win.g, ph, target);
+    } else {
+      tap_targets(indices, stride, table, win.g, ph, target);
+    }
+  } else if (stride == 1) {
+    flat_targets(indices, One{}, win, target, win.g.PW);
+  } else {
+    flat_targets(indices, stride, win, target, win.g.PW);
+  }
+}
+
+// One output row h of the windows of a pooled row: o[w] = the value of the window owning
+// column w if its target is (h, w), else 0; each element stored once, in order, so the row
+// needs no zero-fill first and no scatter. SegNet's 2x2 / 2 (window pw owns exactly columns
+// 2pw and 2pw + 1) spelled out, so the loop vectorizes without a table.
+template <typename T>
+void unpool_row(T* __restrict__ o, int64_t h, int64_t W, const int32_t* __restrict__ target,
+                const T* __restrict__ values, const int32_t* __restrict__ owner, bool pairs,
+                int64_t PW) {
+  const auto base = static_cast<int32_t>(h * W);
+  if (pairs) {
+    for (int64_t pw = 0; pw < PW; ++pw) {
+      const int32_t d = target[pw] - (base + 2 * static_cast<int32_t>(pw));
+      const T v = values[pw];
+      o[2 * pw] = d == 0 ? v : T(0);
+      o[2 * pw + 1] = d == 1 ? v : T(0);
+    }
+    return;
+  }
+  for (int64_t w = 0; w < W; ++w) {
+    const int32_t pw = std::max(owner[w], 0);
+    o[w] = (owner[w] >= 0) & (target[pw] == base + static_cast<int32_t>(w)) ? values[pw] : T(0);
+  }
+}
+
+// NCHW: units of pooled rows of one plane, each writing the output rows of its bands in
+// order (unpool_row). Returns how many indices hit a position of their window. Needs
+// H * W < 2^31 (int32 targets).
 template <typename T, typename I>
 int64_t unpool_disjoint_planes(const at::Tensor& x, const at::Tensor& indices,
                                const PoolGeometry& g, at::Tensor& out) {
@@ -440,39 +513,47 @@ int64_t unpool_disjoint_planes(const at::Tensor& x, const at::Tensor& indices,
   const Strides4 sx = strides_of(x), si = strides_of(indices);
   const int64_t C = x.size(1), W = g.W, PH = g.PH, PW = g.PW;
   const DisjointBands b(g);
+  // owner[w]: the window whose in-plane columns hold column w, or -1.
+  std::vector<int32_t> owner(W, -1);
+  for (int64_t pw = 0; pw < PW; ++pw) {
+    for (int64_t w = b.col_lo[pw]; w < b.col_hi[pw]; ++w) owner[w] = static_cast<int32_t>(pw);
+  }
+  const bool pairs = g.kw == 2 && g.sw == 2 && g.pad_w == 0 && W == 2 * PW;
+  const TapTable table(g);
   std::atomic<int64_t> hits{0};
   // A unit is a run of pooled rows of one plane whose bands hold about 32 KB of output: few
-  // enough units that their bookkeeping (divisions, a memset call) costs nothing, a band
-  // small enough to stay in cache until the scatter has filled it.
+  // enough units that their bookkeeping costs nothing, enough to balance the threads.
   const int64_t rows_per_unit =
       std::max<int64_t>(1, (32768 / sizeof(T)) / std::max<int64_t>(g.sh * W, 1));
   const int64_t units_per_plane = (PH + rows_per_unit - 1) / rows_per_unit;
   parallel_for(0, x.size(0) * C * units_per_plane, 1, [&](int64_t begin, int64_t end) {
     int64_t task_hits = 0;
-    int64_t* target = scratch<int64_t, 0>(PW);
+    int32_t* target = scratch<int32_t, 0>(PW);
+    T* values = scratch<T, 2>(PW);
     for (int64_t unit = begin; unit < end; ++unit) {
       const int64_t nc = unit / units_per_plane, n = nc / C, c = nc % C;
       const int64_t ph_lo = (unit % units_per_plane) * rows_per_unit;
       const int64_t ph_hi = std::min(ph_lo + rows_per_unit, PH);
       T* plane = dst + nc * g.H * W;
-      std::memset(plane + b.band[ph_lo] * W, 0, sizeof(T) * (b.band[ph_hi] - b.band[ph_lo]) * W);
       for (int64_t ph = ph_lo; ph < ph_hi; ++ph) {
         const int64_t h0 = ph * g.sh - g.pad_h;
         const int64_t row_lo = std::max<int64_t>(h0, 0), row_hi = std::min(h0 + g.kh, g.H);
         const T* xp = xsrc + n * sx.n + c * sx.c + ph * sx.h;
         const I* ip = isrc + n * si.n + c * si.c + ph * si.h;
-        // Unit index strides spelled out, so the loops vectorize.
         const Window win{g, h0, row_lo, row_hi, b.col_lo.data(), b.col_hi.data()};
-        if (si.w == 1) {
-          window_targets(ip, One{}, win, target, PW);
-        } else {
-          window_targets(ip, si.w, win, target, PW);
+        row_targets(ip, si.w, table, win, ph, target);
+        for (int64_t pw = 0; pw < PW; ++pw) task_hits += target[pw] >= 0;
+        const T* v = xp;
+        if (sx.w != 1) {
+          for (int64_t pw = 0; pw < PW; ++pw) values[pw] = xp[pw * sx.w];
+          v = values;
         }
-        for (int64_t pw = 0; pw < PW; ++pw) {
-          const int64_t t = target[pw];
-          task_hits += t >= 0;
-          const T v = xp[pw * sx.w];
-          plane[t >= 0 ? t : row_lo * W + b.col_lo[pw]] = t >= 0 ? v : T(0);
+        for (int64_t h = b.band[ph]; h < b.band[ph + 1]; ++h) {
+          if (h >= row_lo && h < row_hi) {
+            unpool_row(plane + h * W, h, W, target, v, owner.data(), pairs, PW);
+          } else {
+            std::memset(plane + h * W, 0, sizeof(T) * W);
+          }
         }
       }
     }
@@ -508,15 +589,30 @@ int64_t unpool_disjoint_channels_last(const at::Tensor& x, const at::Tensor& ind
   constexpr bool kCompact = std::is_same_v<I, uint8_t>;
   const int64_t C = x.size(1), W = g.W, PH = g.PH, PW = g.PW;
   const DisjointBands b(g);
+  // The column ranges [lo, hi) no window covers (windows are disjoint and in order).
+  std::vector<std::pair<int64_t, int64_t>> gaps;
+  for (int64_t pw = 0, w = 0; pw <= PW; ++pw) {
+    const int64_t next = pw < PW ? b.col_lo[pw] : W;
+    if (next > w) gaps.emplace_back(w, next);
+    if (pw < PW) w = std::max(w, b.col_hi[pw]);
+  }
   std::atomic<int64_t> hits{0};
-  parallel_for(0, x.size(0) * PH, grain_rows(PW * g.sh * C), [&](int64_t begin, int64_t end) {
+  parallel_for(0, x.size(0) * PH, grain_for(PW * g.sh * C), [&](int64_t begin, int64_t end) {
     int64_t task_hits = 0;
     for (int64_t unit = begin; unit < end; ++unit) {
       const int64_t ph = unit % PH, n = unit / PH;
       T* image = dst + n * g.H * W * C;
-      std::memset(image + b.band[ph] * W * C, 0, sizeof(T) * (b.band[ph + 1] - b.band[ph]) * W * C);
       const int64_t h0 = ph * g.sh - g.pad_h;
       const int64_t row_lo = std::max<int64_t>(h0, 0), row_hi = std::min(h0 + g.kh, g.H);
+      // Zeros only where no window position writes: rows between windows, columns in gaps.
+      for (int64_t h = b.band[ph]; h < b.band[ph + 1]; ++h) {
+        T* row = image + h * W * C;
+        if (h < row_lo || h >= row_hi) {
+          std::memset(row, 0, sizeof(T) * W * C);
+          continue;
+        }
+        for (const auto& [lo, hi] : gaps) std::memset(row + lo * C, 0, sizeof(T) * (hi - lo) * C);
+      }
       for (int64_t pw = 0; pw < PW; ++pw) {
         const T* xp = xsrc + n * sx.n + ph * sx.h + pw * sx.w;
         const I* ip = isrc + n * si.n + ph * si.h + pw * si.w;
@@ -638,11 +734,35 @@ void unpool_backward(const at::Tensor& grad_out, const at::Tensor& x, const at::
   });
 }
 
+// o[pw] = plane[target[pw]] (0 where the target is -1, which the caller then discards);
+// returns whether any target was -1.
+template <typename T, typename P>
+bool gather_targets(T* __restrict__ o, int64_t so_w, const T* __restrict__ plane,
+                    const Strides4& sg, int64_t W, const P* __restrict__ target, int64_t PW) {
+  P worst = 0;
+  for (int64_t pw = 0; pw < PW; ++pw) worst = std::min(worst, target[pw]);
+  // A contiguous plane is addressed by the position itself, without a division; unit
+  // strides spelled out, so the loops vectorize.
+  if (sg.w == 1 && sg.h == W && so_w == 1) {
+    for (int64_t pw = 0; pw < PW; ++pw) o[pw] = plane[std::max<P>(target[pw], 0)];
+  } else if (sg.w == 1 && sg.h == W) {
+    for (int64_t pw = 0; pw < PW; ++pw) o[pw * so_w] = plane[std::max<P>(target[pw], 0)];
+  } else {
+    for (int64_t pw = 0; pw < PW; ++pw) {
+      const int64_t t = std::max<P>(target[pw], 0);
+      o[pw * so_w] = plane[t / W * sg.h + t % W * sg.w];
+    }
+  }
+  return worst < 0;
+}
+
 // The unpool's backward for disjoint windows (stride >= kernel): no two in-window indices can
-// name one position, so each value's gradient is a plain gather at the position
-// window_targets finds for it (vectorized, branch-free: which tap holds a window's maximum is
-// random, and a per-value search mispredicted half the time, 7x slower). Returns whether
-// every index lay in its window; if not, grad_x is to be discarded and the caller validates.
+// name one position, so each value's gradient is a plain gather at the position its index
+// names (vectorized and branch-free: which tap holds a window's maximum is random, and a
+// per-value search mispredicted half the time, 7x slower). Flat indices are their own
+// positions once found in their window, compact taps are looked up (row_targets, int32:
+// needs H * W < 2^31). Returns whether every index lay in its window;
+// if not, grad_x is to be discarded and the caller validates.
 template <typename T, typename I>
 bool unpool_backward_disjoint(const at::Tensor& grad_out, const at::Tensor& indices,
                               const PoolGeometry& g, at::Tensor& grad_x) {
@@ -650,32 +770,21 @@ bool unpool_backward_disjoint(const at::Tensor& grad_out, const at::Tensor& indi
   const I* isrc = indices.const_data_ptr<I>();
   T* dst = grad_x.mutable_data_ptr<T>();
   const Strides4 sg = strides_of(grad_out), si = strides_of(indices), so = strides_of(grad_x);
-  const int64_t C = indices.size(1), W = g.W, PW = g.PW;
-  // A contiguous plane is addressed by the position itself, without a division.
-  const bool contiguous_plane = sg.w == 1 && sg.h == W;
+  const int64_t C = indices.size(1), PW = g.PW;
   const DisjointBands b(g);
+  const TapTable table(g);
   std::atomic<bool> all_in_window{true};
-  parallel_for(0, indices.size(0) * C * g.PH, grain_rows(PW), [&](int64_t begin, int64_t end) {
-    int64_t* target = scratch<int64_t, 0>(PW);
+  parallel_for(0, indices.size(0) * C * g.PH, grain_for(PW), [&](int64_t begin, int64_t end) {
+    int32_t* target = scratch<int32_t, 0>(PW);
     bool missed = false;
     for (int64_t row = begin; row < end; ++row) {
       const int64_t ph = row % g.PH, c = row / g.PH % C, n = row / (g.PH * C);
       const int64_t h0 = ph * g.sh - g.pad_h;
       const Window win{g, h0, std::max<int64_t>(h0, 0), std::min(h0 + g.kh, g.H),
                        b.col_lo.data(), b.col_hi.data()};
-      const I* ip = isrc + n * si.n + c * si.c + ph * si.h;
-      if (si.w == 1) {
-        window_targets(ip, One{}, win, target, PW);
-      } else {
-        window_targets(ip, si.w, win, target, PW);
-      }
-      const T* plane = gsrc + n * sg.n + c * sg.c;
-      T* o = dst + n * so.n + c * so.c + ph * so.h;
-      for (int64_t pw = 0; pw < PW; ++pw) {
-        const int64_t t = std::max<int64_t>(target[pw], 0);
-        missed |= target[pw] < 0;
-        o[pw * so.w] = plane[contiguous_plane ? t : t / W * sg.h + t % W * sg.w];
-      }
+      row_targets(isrc + n * si.n + c * si.c + ph * si.h, si.w, table, win, ph, target);
+      missed |= gather_targets(dst + n * so.n + c * so.c + ph * so.h, so.w,
+                               gsrc + n * sg.n + c * sg.c, sg, g.W, target, PW);
     }
     if (missed) all_in_window = false;
   });
@@ -737,9 +846,9 @@ at::Tensor max_unpool2d_cpu(const at::Tensor& x, const at::Tensor& indices,
   const PoolGeometry g = check_unpool(x, indices, kernel_size, stride, padding, output_size,
                                       compact, "max_unpool2d");
   at::Tensor out = empty_planes(x, g.H, g.W, x.scalar_type());
-  // int32 window offsets (unpool_disjoint_channels_last) need kh * W < 2^31.
+  // int32 positions (unpool_disjoint_*) need H * W < 2^31.
   if (g.sh >= g.kh && g.sw >= g.kw && out.numel() > 0 && g.windows_meet_plane() &&
-      g.kh * g.W < std::numeric_limits<int32_t>::max()) {
+      g.H * g.W < std::numeric_limits<int32_t>::max()) {
     int64_t hits = 0;
     PYIMG_DISPATCH_POOL(x.scalar_type(), compact, "max_unpool2d_cpu", [&] {
       hits = is_channels_last(out)
@@ -766,7 +875,8 @@ at::Tensor max_unpool2d_backward_cpu(const at::Tensor& grad_out, const at::Tenso
                                       {grad_out.size(2), grad_out.size(3)}, compact,
                                       "max_unpool2d_backward");
   at::Tensor grad_x = empty_planes(x, x.size(2), x.size(3), x.scalar_type());
-  if (g.sh >= g.kh && g.sw >= g.kw) {
+  // int32 positions (unpool_backward_disjoint) need H * W < 2^31.
+  if (g.sh >= g.kh && g.sw >= g.kw && g.H * g.W < std::numeric_limits<int32_t>::max()) {
     bool gathered = false;
     PYIMG_DISPATCH_POOL(x.scalar_type(), compact, "max_unpool2d_backward_cpu", [&] {
       gathered = unpool_backward_disjoint<scalar_t, index_t>(grad_out, indices, g, grad_x);

@@ -3,34 +3,29 @@
 // channels_last walks pixels, each a row of C values against the row of C weights, so the
 // inner loop is a vectorizable select; NCHW walks planes of one weight each. bf16 values
 // are widened by a shift and only the negative ones, which change, are rounded back (to
-// nearest even), so positive values, NaN and infinities keep their bits. The loops are
-// compiled for AVX-512, AVX2 and baseline x86-64 and picked at load time.
-#include <ATen/Parallel.h>
+// nearest even), so positive values, NaN and infinities keep their bits.
 #include <c10/util/BFloat16.h>
 #include <torch/library.h>
 
 #include <cstdint>
 #include <cstring>
 
+#include "ops/cpu/parallel.h"
+
 namespace pyimg {
 namespace {
 
-constexpr int64_t kGrain = 1 << 15;
+using cpu::grain_for;
+using cpu::parallel_for;
 
-#if defined(__x86_64__) && defined(__GNUC__)
-#define PYIMG_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define PYIMG_CLONES
-#endif
-
-PYIMG_CLONES void prelu_row_float(float* x, const float* alpha, int64_t n) {
+void prelu_row_float(float* x, const float* alpha, int64_t n) {
   for (int64_t i = 0; i < n; ++i) {
     const float v = x[i];
     x[i] = v < 0.f ? v * alpha[i] : v;
   }
 }
 
-PYIMG_CLONES void prelu_plane_float(float* x, float alpha, int64_t n) {
+void prelu_plane_float(float* x, float alpha, int64_t n) {
   for (int64_t i = 0; i < n; ++i) {
     const float v = x[i];
     x[i] = v < 0.f ? v * alpha : v;
@@ -49,23 +44,25 @@ inline uint16_t scaled_bf16(uint16_t bits, float alpha) {
   return uint16_t(out >> 16);
 }
 
-PYIMG_CLONES void prelu_row_bf16(uint16_t* x, const float* alpha, int64_t n) {
+void prelu_row_bf16(uint16_t* x, const float* alpha, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] = scaled_bf16(x[i], alpha[i]);
 }
 
-PYIMG_CLONES void prelu_plane_bf16(uint16_t* x, float alpha, int64_t n) {
+void prelu_plane_bf16(uint16_t* x, float alpha, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] = scaled_bf16(x[i], alpha);
 }
 
+// Row and Plane are lambdas, not function pointers, so that their calls inline into each
+// instruction set's copy of the task.
 template <typename T, typename Row, typename Plane>
 void run(T* x, const float* alpha, bool channels_last, int64_t N, int64_t C, int64_t HW,
          Row row, Plane plane) {
   if (channels_last) {
-    at::parallel_for(0, N * HW, std::max<int64_t>(1, kGrain / C), [&](int64_t b, int64_t e) {
+    parallel_for(0, N * HW, grain_for(C), [&](int64_t b, int64_t e) {
       for (int64_t p = b; p < e; ++p) row(x + p * C, alpha, C);
     });
   } else {
-    at::parallel_for(0, N * C, std::max<int64_t>(1, kGrain / HW), [&](int64_t b, int64_t e) {
+    parallel_for(0, N * C, grain_for(HW), [&](int64_t b, int64_t e) {
       for (int64_t p = b; p < e; ++p) plane(x + p * HW, alpha[p % C], HW);
     });
   }
@@ -89,10 +86,14 @@ void prelu_channels_cpu(at::Tensor& x, const at::Tensor& weight) {
   const at::Tensor alpha = weight.reshape({-1}).expand({C}).contiguous();
   const float* a = alpha.data_ptr<float>();
   if (x.scalar_type() == at::kFloat) {
-    run(x.data_ptr<float>(), a, channels_last, N, C, HW, prelu_row_float, prelu_plane_float);
+    run(x.data_ptr<float>(), a, channels_last, N, C, HW,
+        [](float* p, const float* w, int64_t n) { prelu_row_float(p, w, n); },
+        [](float* p, float w, int64_t n) { prelu_plane_float(p, w, n); });
   } else {
     auto* data = reinterpret_cast<uint16_t*>(x.data_ptr<at::BFloat16>());
-    run(data, a, channels_last, N, C, HW, prelu_row_bf16, prelu_plane_bf16);
+    run(data, a, channels_last, N, C, HW,
+        [](uint16_t* p, const float* w, int64_t n) { prelu_row_bf16(p, w, n); },
+        [](uint16_t* p, float w, int64_t n) { prelu_plane_bf16(p, w, n); });
   }
 }
 

@@ -10,6 +10,7 @@
 #include <cstdint>
 
 #include "ops/activation.h"
+#include "ops/cpu/parallel.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -48,14 +49,9 @@ inline float activate_scalar(float v, const Epilogue& e, int64_t co) {
 
 #ifdef PYIMG_HAVE_AVX512_KERNELS
 
-inline bool cpu_has_avx512() {
-  static const bool has = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
-  }();
-  return has;
-}
+// Whether the kernels may use AVX-512 (cpu::capability(), so PYIMG_CPU_CAPABILITY governs
+// these kernels too).
+inline bool cpu_has_avx512() { return cpu::capability() == cpu::Capability::kAvx512; }
 
 inline bool cpu_has_avx512_bf16() {
   static const bool has = cpu_has_avx512() && __builtin_cpu_supports("avx512bf16");
