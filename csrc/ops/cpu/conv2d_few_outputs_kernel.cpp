@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "ops/cpu/channel_values.h"
 #include "ops/cpu/vec512.h"
 
 namespace pyimg {
@@ -251,14 +252,6 @@ void run(const T* x, const T* w, T* out, const Problem& p, const Epilogue& e) {
   each_row([&](int64_t n, int64_t h) { row_scalar(x, w, out, p, e, n, h); });
 }
 
-at::Tensor channel_values(const std::optional<at::Tensor>& t, int64_t CO, const char* name) {
-  if (!t.has_value()) return {};
-  TORCH_CHECK(t->scalar_type() == at::kFloat && t->numel() == CO && t->device().is_cpu(),
-              "conv2d_few_outputs: ", name, " must be ", CO, " float32 values on the CPU, got ",
-              t->scalar_type(), " of shape ", t->sizes());
-  return t->reshape({-1}).contiguous();
-}
-
 at::Tensor conv2d_few_outputs_cpu(const at::Tensor& x, const at::Tensor& packed,
                                   const std::optional<at::Tensor>& bias, int64_t out_channels,
                                   at::IntArrayRef padding, c10::string_view activation,
@@ -291,8 +284,9 @@ at::Tensor conv2d_few_outputs_cpu(const at::Tensor& x, const at::Tensor& packed,
   at::Tensor out = at::empty({p.N, p.CO, p.Ho, p.Wo},
                              x.options().memory_format(at::MemoryFormat::ChannelsLast));
   if (out.numel() == 0) return out;
-  const at::Tensor b = channel_values(bias, p.CO, "bias");
-  const at::Tensor a = channel_values(prelu_weight, p.CO, "prelu_weight");
+  const at::Tensor b = channel_values(bias, p.CO, "conv2d_few_outputs", "bias");
+  const at::Tensor a =
+      channel_values(prelu_weight, p.CO, "conv2d_few_outputs", "prelu_weight");
   const Epilogue e{parse_activation(activation), static_cast<float>(negative_slope),
                    b.defined() ? b.data_ptr<float>() : nullptr,
                    a.defined() ? a.data_ptr<float>() : nullptr};

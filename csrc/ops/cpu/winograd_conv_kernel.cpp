@@ -24,6 +24,7 @@
 #include <utility>
 #include <vector>
 
+#include "ops/cpu/channel_values.h"
 #include "ops/cpu/vec512.h"
 
 namespace pyimg {
@@ -259,14 +260,6 @@ void run(const T* x, const float* U, const T* residual, T* out, const Problem& p
   });
 }
 
-at::Tensor channel_values(const std::optional<at::Tensor>& t, int64_t CO, const char* name) {
-  if (!t.has_value()) return {};
-  TORCH_CHECK(t->scalar_type() == at::kFloat && t->numel() == CO && t->device().is_cpu(),
-              "conv2d_winograd: ", name, " must be ", CO, " float32 values on the CPU, got ",
-              t->scalar_type(), " of shape ", t->sizes());
-  return t->reshape({-1}).contiguous();
-}
-
 at::Tensor conv2d_winograd_cpu(const at::Tensor& x, const at::Tensor& packed,
                                const std::optional<at::Tensor>& bias, at::IntArrayRef padding,
                                c10::string_view activation, double negative_slope,
@@ -304,8 +297,8 @@ at::Tensor conv2d_winograd_cpu(const at::Tensor& x, const at::Tensor& packed,
     res = residual->contiguous(cl);
   }
   if (out.numel() == 0) return out;
-  const at::Tensor b = channel_values(bias, p.CO, "bias");
-  const at::Tensor a = channel_values(prelu_weight, p.CO, "prelu_weight");
+  const at::Tensor b = channel_values(bias, p.CO, "conv2d_winograd", "bias");
+  const at::Tensor a = channel_values(prelu_weight, p.CO, "conv2d_winograd", "prelu_weight");
   const Epilogue e{parse_activation(activation), static_cast<float>(negative_slope),
                    b.defined() ? b.data_ptr<float>() : nullptr,
                    a.defined() ? a.data_ptr<float>() : nullptr};
