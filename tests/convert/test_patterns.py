@@ -296,3 +296,25 @@ def test_report_is_logged(caplog):
     with caplog.at_level(logging.INFO, logger="pyimg.conversion"):
         convert(nn.Sequential(nn.PixelShuffle(2), nn.PReLU()))
     assert "0 (pyimg.PixelShuffle) + 1 (PReLU) -> pyimg.ops.pixel_shuffle[prelu]" in caplog.text
+
+
+def test_each_module_is_traced_once_per_mode_and_rules_never_trace(monkeypatch):
+    # Two traces of a module (training, eval) are how a forward that branches on
+    # self.training is caught; a rule tracing again (to match, then to build) would only cost.
+    from pyimg.conversion import engine
+
+    traced = []
+    trace = engine._Tracer.trace
+
+    def counted(tracer, root, *args, **kwargs):
+        traced.append((root, root.training))
+        return trace(tracer, root, *args, **kwargs)
+
+    monkeypatch.setattr(engine._Tracer, "trace", counted)
+    model = nn.Sequential(Lambda(lambda m, x: m.shuffle(F.relu(m.up(m.conv(x))))), nn.ReLU())
+    converted = convert(model)
+    assert traced == [(converted, True), (converted, False)]
+    traced.clear()
+    model = ModeDependent()
+    convert(model, inplace=True)
+    assert traced == [(model, True), (model, False), (model.block, True), (model.block, False)]
