@@ -298,9 +298,10 @@ def test_report_is_logged(caplog):
     assert "0 (pyimg.PixelShuffle) + 1 (PReLU) -> pyimg.ops.pixel_shuffle[prelu]" in caplog.text
 
 
-def test_each_module_is_traced_once_per_mode_and_rules_never_trace(monkeypatch):
+def test_traces_once_per_mode_that_may_differ_and_rules_never_trace(monkeypatch):
     # Two traces of a module (training, eval) are how a forward that branches on
-    # self.training is caught; a rule tracing again (to match, then to build) would only cost.
+    # self.training is caught; a stack of nn.Sequential cannot branch, so one trace does.
+    # A rule tracing again (to match, then to build) would only cost.
     from pyimg.conversion import engine
 
     traced = []
@@ -317,4 +318,17 @@ def test_each_module_is_traced_once_per_mode_and_rules_never_trace(monkeypatch):
     traced.clear()
     model = ModeDependent()
     convert(model, inplace=True)
-    assert traced == [(model, True), (model, False), (model.block, True), (model.block, False)]
+    assert traced == [(model, True), (model, False), (model.block, False)]
+    traced.clear()
+    model = nn.Sequential(nn.Sequential(nn.Conv2d(3, 3, 1), nn.ReLU()), nn.Conv2d(3, 3, 1))
+    converted = convert(model)
+    assert traced == [(converted, False)]
+    traced.clear()
+    # A hook on a module traced through runs in the trace, and may read the mode.
+    model[0].register_forward_hook(lambda m, args, out: out * 2 if m.training else out)
+    converted, report = convert_with_report(model)
+    assert traced[:2] == [(converted, True), (converted, False)]
+    assert "training and eval" in report.untraced[0][1]
+    x = torch.randn(1, 3, 4, 5)
+    for training in (True, False):
+        torch.testing.assert_close(converted.train(training)(x), model.train(training)(x))
