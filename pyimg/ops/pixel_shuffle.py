@@ -259,10 +259,11 @@ def pixel_shuffle(x: torch.Tensor, upscale_factor: int, bias: torch.Tensor | Non
             bias = bias.repeat_interleave(r * r)
         bias = in_dtype(bias, x.dtype)
     weight = in_dtype(weight, x.dtype)
-    if (weight is not None) != (activation == "prelu"):
-        # A ValueError on every backend, where the C++ op's check raises RuntimeError.
-        raise ValueError("a weight is given exactly when activation='prelu'")
     x4 = _as_4d(x)
+    if (weight is not None) != (activation == "prelu"):
+        # The C++ op raises RuntimeError for this; the Python check raises ValueError, after
+        # the checks stock makes.
+        check_shuffle(x4, r, bias, activation, weight)
     backend = _backend.choose("pixel_shuffle", x.device, unsupported_dtype(x))
     if backend == "torch":
         check_shuffle(x4, r, bias, activation, weight)
