@@ -35,9 +35,9 @@ struct BatchNormParams {
 template <typename Acc>
 struct BatchNormView {
   ChannelView<Acc> mean, invstd;
-  ChannelView<Acc> weight;  // none: 1
-  ChannelView<Acc> bias;    // none: 0
-  ChannelView<Acc> alpha;   // none: no PReLU
+  ChannelView<Acc> weight;   // none: 1
+  ChannelView<Acc> bias;     // none: 0
+  BroadcastView<Acc> alpha;  // none: no PReLU
   bool relu;
 
   C10_HOST_DEVICE Acc scale(int64_t c) const {
@@ -54,7 +54,7 @@ struct BatchNormView {
 template <typename Acc>
 BatchNormView<Acc> batch_norm_view(const BatchNormParams& p) {
   return {channel_view<Acc>(p.mean), channel_view<Acc>(p.invstd), channel_view<Acc>(p.weight),
-          channel_view<Acc>(p.bias), channel_view<Acc>(p.alpha), p.relu};
+          channel_view<Acc>(p.bias), channel_view<Acc, true>(p.alpha), p.relu};
 }
 
 // x must be 4-D floating; returns x in the layout the kernels read and write (its own when it

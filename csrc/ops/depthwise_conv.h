@@ -73,7 +73,7 @@ at::Tensor depthwise_conv2d_impl(const at::Tensor& x, const at::Tensor& weight,
 template <typename Acc>
 struct DepthwiseEpilogue {
   ChannelView<Acc> bias, scale, shift;
-  ChannelView<Acc> alpha;  // the PReLU weight, or the leaky slope for every channel
+  BroadcastView<Acc> alpha;  // the PReLU weight, or the leaky slope for every channel
   Activation act;
   bool add_before_activation;
 
@@ -91,7 +91,7 @@ struct DepthwiseEpilogue {
 template <typename Acc>
 DepthwiseEpilogue<Acc> epilogue_of(const DepthwiseCall& call) {
   return {channel_view<Acc>(call.bias), channel_view<Acc>(call.scale),
-          channel_view<Acc>(call.shift), channel_view<Acc>(call.alpha), call.act,
+          channel_view<Acc>(call.shift), channel_view<Acc, true>(call.alpha), call.act,
           call.add_before_activation};
 }
 

@@ -33,8 +33,8 @@ struct FusedEpilogue {
 template <typename T, typename Acc>
 struct EpilogueView {
   Activation act;
-  ChannelView<T> bias;    // per small channel
-  ChannelView<T> weight;  // per large channel
+  ChannelView<T> bias;      // per small channel
+  BroadcastView<T> weight;  // per large channel
   Acc slope;
 
   C10_HOST_DEVICE Acc alpha(int64_t co) const { return weight.value_or(co, slope); }
@@ -43,7 +43,7 @@ struct EpilogueView {
 
 template <typename T, typename Acc>
 EpilogueView<T, Acc> view_of(const FusedEpilogue& e) {
-  return {e.act, channel_view<T>(e.bias), channel_view<T>(e.weight),
+  return {e.act, channel_view<T>(e.bias), channel_view<T, true>(e.weight),
           static_cast<Acc>(e.negative_slope)};
 }
 

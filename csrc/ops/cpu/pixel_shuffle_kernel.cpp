@@ -173,7 +173,7 @@ void shuffle(const at::Tensor& x, int64_t r, const FusedEpilogue& epilogue, at::
         if constexpr (kFused) {
           const Acc alpha = e.alpha(co);
           if (e.bias.defined()) {
-            const T* bias = e.bias.data + c0;  // a value per channel: stride 1
+            const T* bias = e.bias.data + c0;
             interleave(o, in, s.c, s.w, W, r, [alpha, bias](T v, int64_t j) {
               const Acc z = static_cast<Acc>(v) + static_cast<Acc>(bias[j]);
               return static_cast<T>(activate<Acc>(act, z, alpha));
