@@ -35,7 +35,7 @@ from pyimg._format import (
     with_canonical_strides,
 )
 from pyimg.ops._common import check_4d, check_same_device, unsupported_dtype
-from pyimg.ops._registry import ByBackend, Op, register
+from pyimg.ops._registry import ByBackend, callable_op, register
 
 # -- the torch reference backend -------------------------------------------------------------
 
@@ -208,8 +208,8 @@ def _make_forward_backward(ops: _Ops):
 
 
 def _family(suffix: str) -> _Ops:
-    ops = _Ops(Op(f"batch_norm_stats{suffix}"), Op(f"bn_prelu{suffix}"),
-               Op(f"bn_prelu_backward{suffix}"))
+    ops = _Ops(callable_op(f"batch_norm_stats{suffix}"), callable_op(f"bn_prelu{suffix}"),
+               callable_op(f"bn_prelu_backward{suffix}"))
     register(f"batch_norm_stats{suffix}", _fake_stats, _stats_backward, _setup_stats)
     register(f"bn_prelu{suffix}", _fake_forward, _make_forward_backward(ops), _setup_forward)
     register(f"bn_prelu_backward{suffix}", _fake_backward)

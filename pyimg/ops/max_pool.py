@@ -39,7 +39,7 @@ from torch.fx.experimental.symbolic_shapes import statically_known_true
 from pyimg import _backend
 from pyimg._format import empty_like_format, output_memory_format
 from pyimg.ops._common import check_4d, unsupported_dtype
-from pyimg.ops._registry import ByBackend, Op, register
+from pyimg.ops._registry import ByBackend, callable_op, register
 
 _INDEX_DTYPES = {torch.int64: False, torch.uint8: True}  # dtype -> compact
 
@@ -436,7 +436,7 @@ def _setup_unpool(ctx, inputs, output):
 def _family(suffix: str) -> _Ops:
     names = ["max_pool2d_with_indices", "max_pool2d_with_indices_backward", "max_unpool2d",
              "max_unpool2d_backward"]
-    ops = _Ops(*(Op(name + suffix) for name in names))
+    ops = _Ops(*(callable_op(name + suffix) for name in names))
 
     def pool_backward(ctx, grad, _grad_indices):
         (indices,) = ctx.saved_tensors

@@ -20,7 +20,7 @@ from pyimg import _backend
 from pyimg._activation import apply_activation, check_activation
 from pyimg._format import empty_like_format, in_dtype, output_memory_format
 from pyimg.ops._common import check_4d, check_same_device, unsupported_dtype
-from pyimg.ops._registry import ByBackend, Op, register
+from pyimg.ops._registry import ByBackend, callable_op, register
 
 
 def _check_rank(x: torch.Tensor, op: str) -> None:
@@ -210,8 +210,8 @@ def _setup_unshuffle(ctx, inputs, output):
 
 
 def _family(suffix: str) -> _Ops:
-    ops = _Ops(Op(f"pixel_shuffle{suffix}"), Op(f"pixel_unshuffle{suffix}"),
-               Op(f"pixel_shuffle_backward{suffix}"))
+    ops = _Ops(callable_op(f"pixel_shuffle{suffix}"), callable_op(f"pixel_unshuffle{suffix}"),
+               callable_op(f"pixel_shuffle_backward{suffix}"))
     register(f"pixel_shuffle{suffix}", _fake_shuffle, _make_shuffle_backward(ops),
              _setup_shuffle)
     register(f"pixel_unshuffle{suffix}", _fake_unshuffle,

@@ -1,0 +1,35 @@
+// What the C++ autograd kernels of pyimg's ops share: when a call records a gradient, and how
+// a backward built on backward ops without derivatives refuses to be differentiated again.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <ATen/core/grad_mode.h>
+#include <torch/csrc/autograd/variable.h>
+
+#include <functional>
+#include <optional>
+
+namespace pyimg {
+
+inline bool requires_grad_of(const at::Tensor& t) { return t.defined() && t.requires_grad(); }
+inline bool requires_grad_of(const std::optional<at::Tensor>& t) {
+  return t.has_value() && requires_grad_of(*t);
+}
+
+// Whether a call records a gradient: grad mode on and an input that requires grad. Otherwise
+// the kernels run below Autograd without building a node, as a Python autograd kernel
+// registered by torch.library.register_autograd does.
+template <typename... Tensors>
+bool records_gradient(const Tensors&... tensors) {
+  return at::GradMode::is_enabled() && (requires_grad_of(tensors) || ...);
+}
+
+// The gradients compute() returns, computed without recording; when the backward itself is
+// recorded (create_graph=True) and anything it depends on (its incoming gradients, the saved
+// tensors) requires grad, they come back attached to a node that raises when differentiated,
+// as Python's @once_differentiable does: a second derivative raises instead of being wrong.
+torch::autograd::variable_list once_differentiable(
+    const char* op, const torch::autograd::variable_list& depends_on,
+    const std::function<torch::autograd::variable_list()>& compute);
+
+}  // namespace pyimg

@@ -1,0 +1,289 @@
+"""The C++ ops' autograd kernels (csrc/ops/autograd/): registered in C++ rather than in
+Python, the gradients of the torch reference, float64 gradchecks of each op called directly,
+and double backward: differentiable where the backward is made of differentiable ops, an
+error (never a silent zero) where it calls a backward op."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from pyimg import _extension
+from pyimg.ops.batch_norm import batch_norm_prelu_reference
+from pyimg.ops.max_pool import (
+    max_pool2d_reference,
+    max_unpool2d_reference,
+    pool_geometry,
+    unpool_geometry,
+)
+from pyimg.ops.pixel_shuffle import pixel_shuffle_reference, pixel_unshuffle_reference
+
+pytestmark = pytest.mark.skipif(not _extension.loaded(), reason="the extension is not built")
+
+CPP_AUTOGRAD_OPS = ("pixel_shuffle", "pixel_unshuffle", "max_pool2d_with_indices",
+                    "max_unpool2d", "batch_norm_stats", "bn_prelu")
+DEVICES = [
+    "cpu",
+    pytest.param("cuda", marks=[pytest.mark.cuda, pytest.mark.skipif(
+        not (torch.cuda.is_available() and _extension.has_cuda_kernels()),
+        reason="no CUDA device or no CUDA kernels")]),
+]
+FORMATS = (torch.contiguous_format, torch.channels_last)
+DOUBLE = {"atol": 1e-12, "rtol": 1e-10}
+pyimg_ops = torch.ops.pyimg
+
+
+def _autograd_line(name: str) -> str:
+    lines = torch._C._dispatch_dump(f"pyimg::{name}").splitlines()
+    return next(line for line in lines if line.startswith("Autograd[alias]"))
+
+
+@pytest.mark.parametrize("name", CPP_AUTOGRAD_OPS)
+def test_autograd_kernel_is_cpp(name):
+    line = _autograd_line(name)
+    assert "csrc/ops/autograd/" in line and ".py:" not in line, line
+
+
+def test_triton_ops_keep_python_autograd():
+    x = torch.randn(1, 8, 3, 3, dtype=torch.float64, requires_grad=True)
+    y = pyimg_ops.pixel_shuffle_triton(x, 2)
+    assert "GeneratedBackwardFor_pyimg_pixel_shuffle_triton" in type(y.grad_fn).__name__
+
+
+def _grads(y, inputs, grad_out):
+    wanted = [t for t in inputs if t is not None and t.requires_grad]
+    got = iter(torch.autograd.grad(y, wanted, grad_out))
+    return [next(got) if t is not None and t.requires_grad else None for t in inputs]
+
+
+def _assert_same_grads(ours, reference, inputs, grad_out):
+    for got, want in zip(_grads(ours, inputs, grad_out), _grads(reference, inputs, grad_out),
+                         strict=True):
+        if want is None:
+            assert got is None
+        else:
+            torch.testing.assert_close(got, want, **DOUBLE)
+
+
+def _leaf(t, requires_grad=True):
+    return None if t is None else t.detach().clone().requires_grad_(requires_grad)
+
+
+# -- pixel shuffle ----------------------------------------------------------------------------
+
+SHUFFLE_CASES = [  # (activation, bias, PReLU weight size, x requires grad)
+    ("none", False, None, True),
+    ("none", True, None, True),
+    ("relu", True, None, True),
+    ("leaky_relu", False, None, True),
+    ("prelu", True, "per-channel", True),
+    ("prelu", False, "one", True),
+    ("prelu", True, "per-channel", False),
+    ("tanh", True, None, True),
+    ("sigmoid", False, None, True),
+]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("fmt", FORMATS, ids=("nchw", "nhwc"))
+@pytest.mark.parametrize("batch", (0, 1, 2))
+@pytest.mark.parametrize("case", SHUFFLE_CASES, ids=str)
+def test_pixel_shuffle_grads_match_reference(device, fmt, batch, case):
+    activation, with_bias, weight_size, x_grad = case
+    r, channels = 2, 3
+    x = torch.randn(batch, channels * r * r, 5, 3, device=device, dtype=torch.float64)
+    x = _leaf(x.contiguous(memory_format=fmt), x_grad)
+    bias = _leaf(torch.randn(channels * r * r, device=device, dtype=torch.float64)
+                 ) if with_bias else None
+    weight = None
+    if weight_size is not None:
+        n = channels if weight_size == "per-channel" else 1
+        weight = _leaf(torch.rand(n, device=device, dtype=torch.float64))
+    ours = pyimg_ops.pixel_shuffle(x, r, bias, activation, weight, 0.2)
+    reference = pixel_shuffle_reference(x, r, bias, activation, weight, 0.2)
+    grad_out = torch.randn_like(reference)
+    _assert_same_grads(ours, reference, [x, bias, weight], grad_out)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("fmt", FORMATS, ids=("nchw", "nhwc"))
+@pytest.mark.parametrize("batch", (0, 1, 2))
+def test_pixel_unshuffle_grads_match_reference(device, fmt, batch):
+    x = torch.randn(batch, 3, 6, 9, device=device, dtype=torch.float64)
+    x = _leaf(x.contiguous(memory_format=fmt))
+    ours = pyimg_ops.pixel_unshuffle(x, 3)
+    reference = pixel_unshuffle_reference(x, 3)
+    _assert_same_grads(ours, reference, [x], torch.randn_like(reference))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_pixel_shuffle_gradcheck(device):
+    x = torch.randn(2, 12, 3, 4, device=device, dtype=torch.float64)
+    bias = torch.randn(12, device=device, dtype=torch.float64)
+    weight = torch.rand(3, device=device, dtype=torch.float64)
+    for fmt in FORMATS:
+        xl = _leaf(x.contiguous(memory_format=fmt))
+        assert torch.autograd.gradcheck(
+            lambda t, b, w: pyimg_ops.pixel_shuffle(t, 2, b, "prelu", w, 0.01),
+            [xl, _leaf(bias), _leaf(weight)])
+        assert torch.autograd.gradcheck(lambda t: pyimg_ops.pixel_shuffle(t, 2), [xl])
+        assert torch.autograd.gradcheck(lambda t: pyimg_ops.pixel_unshuffle(t, 2),
+                                        [_leaf(xl.detach().reshape(2, 3, 6, 8))])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_pixel_shuffle_double_backward(device):
+    x = _leaf(torch.randn(1, 8, 3, 3, device=device, dtype=torch.float64))
+    # A rearrangement's gradient is a rearrangement: differentiable again.
+    assert torch.autograd.gradgradcheck(lambda t: pyimg_ops.pixel_shuffle(t, 2), [x])
+    assert torch.autograd.gradgradcheck(lambda t: pyimg_ops.pixel_unshuffle(t, 2),
+                                        [_leaf(x.detach().reshape(1, 2, 6, 6))])
+    bias = _leaf(torch.randn(8, device=device, dtype=torch.float64))
+    y = pyimg_ops.pixel_shuffle(x, 2, bias, "relu", None, 0.01)
+    (grad_x,) = torch.autograd.grad(y.square().sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match="differentiate twice pyimg::pixel_shuffle"):
+        torch.autograd.grad(grad_x.sum(), x, allow_unused=True)
+    with pytest.raises(RuntimeError, match="differentiate twice pyimg::pixel_shuffle"):
+        torch.autograd.grad(grad_x.sum(), bias, allow_unused=True)
+
+
+# -- max pool / unpool ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("fmt", FORMATS, ids=("nchw", "nhwc"))
+@pytest.mark.parametrize("batch", (1, 2))
+@pytest.mark.parametrize("compact", (False, True), ids=("flat", "compact"))
+def test_max_pool_grads_match_reference(device, fmt, batch, compact):
+    x = torch.randn(batch, 3, 7, 6, device=device, dtype=torch.float64)
+    x = _leaf(x.contiguous(memory_format=fmt))
+    for kernel, stride, padding, dilation, ceil_mode in ((2, 2, 0, 1, False),
+                                                          (3, 2, 1, 1, True),
+                                                          (3, 1, 1, 2, False)):
+        g = pool_geometry(x, kernel, stride, padding, dilation, ceil_mode, compact)
+        values, indices = pyimg_ops.max_pool2d_with_indices(x, *g.args(), ceil_mode, compact)
+        ref_values, ref_indices = max_pool2d_reference(x, g, ceil_mode, compact)
+        assert torch.equal(indices, ref_indices)
+        assert not indices.requires_grad
+        _assert_same_grads(values, ref_values, [x], torch.randn_like(ref_values))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("fmt", FORMATS, ids=("nchw", "nhwc"))
+@pytest.mark.parametrize("batch", (1, 2))
+@pytest.mark.parametrize("compact", (False, True), ids=("flat", "compact"))
+def test_max_unpool_grads_match_reference(device, fmt, batch, compact):
+    source = torch.randn(batch, 3, 7, 8, device=device, dtype=torch.float64)
+    # Overlapping windows: positions named twice, where only the winner gets a gradient.
+    for kernel, stride in ((2, 2), (3, 2)):
+        pooled, indices = F.max_pool2d(source, kernel, stride, return_indices=True)
+        g = unpool_geometry(pooled, indices, kernel, stride, 0, (7, 8))
+        if compact:
+            pool_g = pool_geometry(source, kernel, stride, 0, 1, False, True)
+            indices = max_pool2d_reference(source, pool_g, False, True)[1]
+        x = _leaf(pooled.contiguous(memory_format=fmt))
+        indices = indices.contiguous(memory_format=fmt)
+        kernel_, stride_, padding_, _ = g.args()
+        ours = pyimg_ops.max_unpool2d(x, indices, kernel_, stride_, padding_, [7, 8], compact)
+        reference = max_unpool2d_reference(x, indices, g)
+        _assert_same_grads(ours, reference, [x], torch.randn_like(reference))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_max_pool_gradcheck_and_no_double_backward(device):
+    # A permutation: distinct values, so a small perturbation keeps every window's maximum.
+    x = torch.randperm(2 * 2 * 5 * 6, device=device).view(2, 2, 5, 6).double() / 7
+    for fmt in FORMATS:
+        xl = _leaf(x.contiguous(memory_format=fmt))
+        assert torch.autograd.gradcheck(
+            lambda t: pyimg_ops.max_pool2d_with_indices(t, [3, 3], [2, 2], [1, 1], [1, 1],
+                                                        False, False)[0], [xl])
+        pooled, indices = pyimg_ops.max_pool2d_with_indices(xl.detach(), [2, 2], [2, 2],
+                                                            [0, 0], [1, 1], False, True)
+        assert torch.autograd.gradcheck(
+            lambda t, i=indices: pyimg_ops.max_unpool2d(t, i, [2, 2], [2, 2], [0, 0], [5, 6],
+                                                        True),
+            [_leaf(pooled)])
+    x2 = _leaf(x)
+    values, _ = pyimg_ops.max_pool2d_with_indices(x2, [2, 2], [2, 2], [0, 0], [1, 1], False,
+                                                  False)
+    (grad_x,) = torch.autograd.grad(values.square().sum(), x2, create_graph=True)
+    with pytest.raises(RuntimeError, match="differentiate twice pyimg::max_pool2d_with_indices"):
+        grad_x.sum().backward()
+    p = _leaf(pooled)
+    unpooled = pyimg_ops.max_unpool2d(p, indices, [2, 2], [2, 2], [0, 0], [5, 6], True)
+    (grad_p,) = torch.autograd.grad(unpooled.square().sum(), p, create_graph=True)
+    with pytest.raises(RuntimeError, match="differentiate twice pyimg::max_unpool2d"):
+        grad_p.sum().backward()
+
+
+# -- batch norm -------------------------------------------------------------------------------
+
+
+def _bn_inputs(device, batch, fmt, prelu, residual):
+    x = torch.randn(batch, 4, 3, 5, device=device, dtype=torch.float64)
+    params = [torch.randn(4, device=device, dtype=torch.float64) for _ in range(2)]
+    alpha = {None: None, "one": torch.rand(1), "per-channel": torch.rand(4)}[prelu]
+    alpha = None if alpha is None else alpha.to(device, torch.float64)
+    res = torch.randn_like(x) if residual else None
+    return _leaf(x.contiguous(memory_format=fmt)), *map(_leaf, params), _leaf(alpha), _leaf(res)
+
+
+def _bn_ours(x, weight, bias, alpha, res, training, running):
+    """The public function's composition of the C++ ops, called directly."""
+    if training:
+        mean, var = pyimg_ops.batch_norm_stats(x.detach())
+    else:
+        mean, var = running
+    return pyimg_ops.bn_prelu(x, mean, torch.rsqrt(var + 1e-5), weight, bias, alpha, res,
+                              training)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("fmt", FORMATS, ids=("nchw", "nhwc"))
+@pytest.mark.parametrize("training", (True, False), ids=("train", "eval"))
+@pytest.mark.parametrize("case", [("per-channel", False), ("one", False), (None, True)],
+                         ids=("prelu", "prelu-one", "add"))
+@pytest.mark.parametrize("batch", (0, 1, 2))
+def test_bn_prelu_grads_match_reference(device, fmt, training, case, batch):
+    if training and batch == 0:
+        pytest.skip("no batch statistics of an empty batch")
+    prelu, residual = case
+    x, weight, bias, alpha, res = _bn_inputs(device, batch, fmt, prelu, residual)
+    running = (torch.randn(4, device=device, dtype=torch.float64),
+               torch.rand(4, device=device, dtype=torch.float64) + 0.5)
+    ours = _bn_ours(x, weight, bias, alpha, res, training, running)
+    reference = batch_norm_prelu_reference(x, *[t.clone() for t in running], weight, bias,
+                                           alpha, training, 0.1, 1e-5, res)
+    _assert_same_grads(ours, reference, [x, weight, bias, alpha, res],
+                       torch.randn_like(reference))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_bn_prelu_only_some_inputs_need_grad(device):
+    x, weight, bias, alpha, _ = _bn_inputs(device, 2, torch.channels_last, "per-channel", False)
+    weight.requires_grad_(False)
+    x.requires_grad_(False)
+    y = _bn_ours(x, weight, bias, alpha, None, True, None)
+    grad_bias, grad_alpha = torch.autograd.grad(y.sum(), [bias, alpha])
+    reference = batch_norm_prelu_reference(x, None, None, weight, bias, alpha, True)
+    want = torch.autograd.grad(reference.sum(), [bias, alpha])
+    torch.testing.assert_close(grad_bias, want[0], **DOUBLE)
+    torch.testing.assert_close(grad_alpha, want[1], **DOUBLE)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_batch_norm_gradcheck_and_double_backward(device):
+    x, weight, bias, alpha, res = _bn_inputs(device, 2, torch.channels_last, "per-channel", True)
+    assert torch.autograd.gradcheck(lambda t: pyimg_ops.batch_norm_stats(t), [x])
+    # The statistics' gradient is torch ops: differentiable again.
+    assert torch.autograd.gradgradcheck(lambda t: pyimg_ops.batch_norm_stats(t), [x])
+    running = (torch.randn(4, device=device, dtype=torch.float64),
+               torch.rand(4, device=device, dtype=torch.float64) + 0.5)
+    for training in (True, False):
+        assert torch.autograd.gradcheck(
+            lambda *t, training=training: _bn_ours(*t, training, running),
+            [x, weight, bias, alpha, res])
+    y = _bn_ours(x, weight, bias, alpha, None, True, None)
+    (grad_x,) = torch.autograd.grad(y.square().sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match="differentiate twice pyimg::bn_prelu"):
+        grad_x.sum().backward()
