@@ -55,7 +55,7 @@ def _extension():
     with_cuda = _want_cuda()
     debug = os.environ.get("PYIMG_DEBUG") == "1"
     sources = sorted(glob.glob("csrc/*.cpp") + glob.glob("csrc/ops/*.cpp"))
-    sources += sorted(glob.glob("csrc/ops/cpu/*.cpp"))
+    sources += sorted(glob.glob("csrc/ops/cpu/*.cpp") + glob.glob("csrc/python/*.cpp"))
     cxx = ["-O0", "-g"] if debug else ["-O3"]
     # ATen's parallel_for is an inline OpenMP region: without -fopenmp it runs one thread.
     cxx += ["-fopenmp"]

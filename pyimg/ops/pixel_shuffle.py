@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from pyimg import _backend
+from pyimg._extension import eager
 from pyimg._activation import apply_activation, check_activation
 from pyimg._format import empty_like_format, in_dtype, output_memory_format
 from pyimg.ops._common import check_4d, unsupported_dtype
@@ -263,6 +264,10 @@ def pixel_shuffle(x: torch.Tensor, upscale_factor: int, bias: torch.Tensor | Non
     ``weight`` is the PReLU weight (1 or C values); ``negative_slope`` that of leaky_relu.
     Differentiable in x, bias and weight. The output keeps x's memory format.
     """
+    if eager is not None and not torch.compiler.is_compiling():
+        y = eager.pixel_shuffle(x, upscale_factor, bias, activation, weight, negative_slope)
+        if y is not None:
+            return y
     _check_small(x, upscale_factor)
     r = upscale_factor
     if bias is not None:
@@ -284,6 +289,10 @@ def pixel_shuffle(x: torch.Tensor, upscale_factor: int, bias: torch.Tensor | Non
 def pixel_unshuffle(x: torch.Tensor, downscale_factor: int) -> torch.Tensor:
     """Rearrange (*, C, H*r, W*r) into (*, C*r*r, H, W), as
     ``torch.nn.functional.pixel_unshuffle``; the inverse of ``pixel_shuffle``."""
+    if eager is not None and not torch.compiler.is_compiling():
+        y = eager.pixel_unshuffle(x, downscale_factor)
+        if y is not None:
+            return y
     _check_large(x, downscale_factor)
     x4 = _as_4d(x)
     backend = _backend.choose("pixel_unshuffle", x.device, unsupported_dtype(x))
