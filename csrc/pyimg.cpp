@@ -29,4 +29,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("build_info", &build_info, "How this extension was built: torch version, CUDA, archs.");
   py::module_ eager = m.def_submodule("eager", "Entry points of pyimg.ops' public functions");
   pyimg::eager::bind_pixel_shuffle(eager);
+  pyimg::eager::bind_max_pool(eager);
+  pyimg::eager::bind_batch_norm(eager);
 }

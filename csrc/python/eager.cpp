@@ -56,6 +56,24 @@ bool unpack(py::handle obj, std::string_view& out) {
   return true;
 }
 
+bool unpack(py::handle obj, bool& out) {
+  if (!PyBool_Check(obj.ptr())) return false;
+  out = obj.ptr() == Py_True;
+  return true;
+}
+
+bool unpack(py::handle obj, std::array<int64_t, 2>& out) {
+  if (unpack(obj, out[0])) {
+    out[1] = out[0];
+    return true;
+  }
+  if (!PyList_CheckExact(obj.ptr()) && !PyTuple_CheckExact(obj.ptr())) return false;
+  const py::sequence items = py::reinterpret_borrow<py::sequence>(obj);
+  const size_t n = items.size();
+  if (n != 1 && n != 2) return false;
+  return unpack(items[0], out[0]) && unpack(items[n - 1], out[1]);
+}
+
 // The backend pyimg.use_backend / PYIMG_BACKEND forces: pyimg._backend._forced, read on every
 // call (a module attribute lookup) so that no second copy of that state can go stale.
 static bool forced_allows(c10::DeviceType device) {

@@ -16,6 +16,7 @@
 #include <pybind11/pybind11.h>
 #include <torch/csrc/utils/pybind.h>
 
+#include <array>
 #include <initializer_list>
 #include <optional>
 #include <string_view>
@@ -32,6 +33,10 @@ bool unpack(py::handle obj, std::optional<at::Tensor>& out);
 bool unpack(py::handle obj, int64_t& out);
 bool unpack(py::handle obj, double& out);
 bool unpack(py::handle obj, std::string_view& out);
+// A Python bool.
+bool unpack(py::handle obj, bool& out);
+// An int, or a list / tuple of one or two ints, as (height, width): stock pooling's pairs.
+bool unpack(py::handle obj, std::array<int64_t, 2>& out);
 
 // Whether pyimg's backend choice sends a call on x to the C++ op: the backend forced with
 // pyimg.use_backend / PYIMG_BACKEND is none or x's device type, the extension has kernels for
@@ -67,5 +72,7 @@ c10::TypedOperatorHandle<Signature> typed_op(const char* name) {
 }
 
 void bind_pixel_shuffle(py::module_& m);
+void bind_max_pool(py::module_& m);
+void bind_batch_norm(py::module_& m);
 
 }  // namespace pyimg::eager
