@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from torch import fx, nn
+from torch.nn.modules import module as module_hooks
 
 from pyimg.conversion.graph import GraphView
 from pyimg.conversion.report import ConversionReport, Fusion, LeftAlone, Swap
@@ -269,13 +270,25 @@ def _report_survivors(rewrite: Rewrite, swaps: dict[str, Swap]) -> None:
                                                reason or default))
 
 
+def _reads_no_mode(module: nn.Module) -> bool:
+    """Whether tracing module runs no code but nn.Sequential's forward (leaves are not traced
+    into; hooks of the modules traced through would run), so its graph cannot depend on the
+    training mode: one trace stands for both."""
+    if module_hooks._global_forward_hooks or module_hooks._global_forward_pre_hooks:
+        return False
+    return all(_is_leaf(m) or (
+        type(m).forward in (nn.Sequential.forward, nn.Module.forward)
+        and not m._forward_hooks and not m._forward_pre_hooks) for m in module.modules())
+
+
 def _trace(module: nn.Module) -> tuple[fx.Graph | None, str | None]:
-    """The forward's graph, or None and why it cannot stand for the forward."""
+    """The forward's graph, or None and why it cannot stand for the forward. A forward that
+    may read ``self.training`` is traced in both modes, and must give the same graph."""
     modes = {m: m.training for m in module.modules()}
     attributes = set(module.__dict__)
     graphs = []
     try:
-        for training in (True, False):
+        for training in (False,) if _reads_no_mode(module) else (True, False):
             module.train(training)
             graphs.append(_Tracer().trace(module))
     except Exception as error:  # fx raises many kinds on what it cannot trace
@@ -288,12 +301,12 @@ def _trace(module: nn.Module) -> tuple[fx.Graph | None, str | None]:
         for name in set(module.__dict__) - attributes:  # tensor constants fx stored on it
             del module.__dict__[name]
     if any(node.op == "get_attr" and not _is_state(module, node.target)
-           for node in graphs[1].nodes):
+           for node in graphs[-1].nodes):
         return None, ("its forward makes tensors of its own, which the traced graph would "
                       "freeze (device and value) as constants")
-    if graphs[0].python_code("self").src != graphs[1].python_code("self").src:
+    if graphs[0].python_code("self").src != graphs[-1].python_code("self").src:
         return None, "its forward differs between training and eval mode"
-    return graphs[1], None
+    return graphs[-1], None
 
 
 def _is_state(module: nn.Module, target: str) -> bool:

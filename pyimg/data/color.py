@@ -10,7 +10,10 @@ third-from-last dimension: (3, H, W) and (N, 3, H, W) both work.
 
 import torch
 
-# Rows Y, Cb, Cr of MATLAB's rgb2ycbcr matrix for RGB in [0, 1] and results in [0, 255].
+# Rows Y, Cb, Cr of MATLAB's rgb2ycbcr matrix for RGB in [0, 1] and results in [0, 255]:
+# BT.601's (Kr, Kb) = (0.299, 0.114) at studio range (219 and 224 steps), as
+# pyimg/video/color.py computes it, but with MATLAB's three-decimal rounding, which the
+# published PSNR-Y scores were measured with; so it is written out, not derived.
 _MATRIX = ((65.481, 128.553, 24.966),
            (-37.797, -74.203, 112.0),
            (112.0, -93.786, -18.214))

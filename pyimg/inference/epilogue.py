@@ -2,7 +2,6 @@
 post-ops (``torch.ops.mkldnn._convolution_pointwise``'s ``attr, scalars, algorithm``), or
 a per-channel PReLU for pyimg's own in-place pass."""
 
-import operator
 from dataclasses import dataclass, field
 
 import torch
@@ -77,10 +76,6 @@ _FUNCTIONS = {
 }
 _METHODS = {"relu": "relu", "relu_": "relu", "tanh": "tanh", "tanh_": "tanh",
             "sigmoid": "sigmoid", "sigmoid_": "sigmoid"}
-# Out-of-place sums only: fusing `y += conv(x)` would drop the update other aliases of y see.
-_ADDS = (operator.add, torch.add)
-
-
 def from_call(target, args: tuple, kwargs: dict, method: bool) -> Activation | None:
     """The post-op computing a traced call ``target(x, *args[1:], **kwargs)`` (a function,
     or with ``method`` a Tensor method name), or None; constant arguments only."""
@@ -105,11 +100,6 @@ def from_call(target, args: tuple, kwargs: dict, method: bool) -> Activation | N
     if name == "relu6":
         return Activation("hardtanh", [0.0, 6.0])
     return Activation(name)
-
-
-def is_add(target, args: tuple, kwargs: dict) -> bool:
-    """Whether a traced call is a plain two-tensor sum (no alpha)."""
-    return target in _ADDS and len(args) == 2 and not kwargs
 
 
 def _constant(value) -> bool:

@@ -4,7 +4,8 @@ written in ``forward`` (``F.leaky_relu(conv(x), 0.2)``, ``x + self.body(x)``).
 The model is traced with ``torch.fx.symbolic_trace`` (fused convolutions, stock ``torch.nn``
 modules and pyimg's modules as leaves); a ``FusedConv2d`` whose output feeds only an
 activation (directly or through a pixel shuffle), or only a two-tensor sum (then optionally a
-ReLU), takes them into its epilogue.
+ReLU), takes them into its epilogue. Shuffles and sums are recognised by the readers
+``pyimg.convert`` uses (pyimg/conversion/graph.py), in every form it takes them.
 A module whose forward cannot be traced (data-dependent control flow), or updates a tensor
 by an augmented assignment (which fx would record as out-of-place), keeps its forward, and
 its children are tried instead.
@@ -12,14 +13,12 @@ its children are tried instead.
 
 import operator
 
-import torch
 import torch.fx as fx
-import torch.nn.functional as F
 from torch import nn
 
+from pyimg.conversion.graph import GraphView, added_to
 from pyimg.inference import epilogue
 from pyimg.inference.epilogue import Activation
-from pyimg.inference.fuse_modules import PixelShuffle
 from pyimg.inference.fused_conv import FusedConv2d
 
 _CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
@@ -76,39 +75,9 @@ def _activation(gm: fx.GraphModule, node: fx.Node, source: fx.Node) -> Activatio
     return None
 
 
-def _shuffle_factor(gm: fx.GraphModule, node: fx.Node, source: fx.Node) -> int | None:
-    """r when ``node`` is a pixel shuffle of ``source`` by a constant r, else None."""
-    if not node.args or node.args[0] is not source:
-        return None
-    if node.op == "call_module" and len(node.args) == 1 and not node.kwargs:
-        module = gm.get_submodule(node.target)
-        if isinstance(module, (nn.PixelShuffle, PixelShuffle)):
-            return module.upscale_factor
-    if node.op == "call_function" and node.target in (F.pixel_shuffle, torch.pixel_shuffle) \
-            and len(node.args) == 2 and isinstance(node.args[1], int) and not node.kwargs:
-        return node.args[1]
-    return None
-
-
-def _summand(node: fx.Node, source: fx.Node) -> fx.Node | None:
-    """The other tensor of a two-tensor sum ``node`` of ``source``, or None."""
-    if node.op not in ("call_function", "call_method"):
-        return None
-    target = node.target
-    if node.op == "call_method":
-        if target != "add" or len(node.args) != 2 or node.kwargs:
-            return None
-        target = torch.add
-    if not epilogue.is_add(target, node.args, node.kwargs):
-        return None
-    a, b = node.args
-    other = b if a is source else a if b is source else None
-    return other if isinstance(other, fx.Node) and other is not source else None
-
-
 class _Rewriter:
     def __init__(self, gm: fx.GraphModule):
-        self.gm, self.count = gm, 0
+        self.gm, self.view, self.count = gm, GraphView(gm.graph, gm), 0
 
     def _install(self, module: FusedConv2d, at: fx.Node, args: tuple) -> fx.Node:
         name = f"fused_conv_{self.count}"
@@ -129,7 +98,7 @@ class _Rewriter:
                 return True
             if self._fuse_through_shuffle(node, conv, user):
                 return True
-            other = _summand(user, node)
+            other = added_to(user, node)
             if other is not None:
                 self._replace(node, user, conv.with_epilogue(epilogue.IDENTITY, True),
                               (node.args[0], other))
@@ -144,7 +113,7 @@ class _Rewriter:
     def _fuse_through_shuffle(self, node: fx.Node, conv: FusedConv2d, shuffle: fx.Node) -> bool:
         """conv -> pixel shuffle -> activation: the activation moves before the shuffle (a
         per-channel weight repeated over each channel's r * r sub-pixel planes)."""
-        r = _shuffle_factor(self.gm, shuffle, node)
+        r = self.view.pixel_shuffle(shuffle, node)
         if r is None or len(shuffle.users) != 1:
             return False
         act_node = next(iter(shuffle.users))

@@ -11,7 +11,6 @@ from pyimg.inference import epilogue
 from pyimg.inference.epilogue import IDENTITY, Activation
 from pyimg.inference.fused_conv import FusedConv2d, FusedConvTranspose2d
 from pyimg.nn.fold import batch_norm_scale_shift
-from pyimg.ops import pixel_shuffle
 
 
 def fusable_conv(module: nn.Module) -> bool:
@@ -66,25 +65,12 @@ class FusedResidualBlock(nn.Module):
         return self.conv2(self.conv1(x), x)
 
 
-class PixelShuffle(nn.Module):
-    """Pixel shuffle on pyimg's kernel, which keeps channels_last."""
-
-    def __init__(self, upscale_factor: int):
-        super().__init__()
-        self.upscale_factor = upscale_factor
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return pixel_shuffle(x, self.upscale_factor)
-
-    def extra_repr(self) -> str:
-        return f"upscale_factor={self.upscale_factor}"
-
-
 def _upsample_block(block: pnn.UpsampleBlock, dtype: torch.dtype) -> nn.Sequential:
     # An activation after a pixel shuffle is the same activation before it, with a
     # per-channel weight repeated over each channel's r * r sub-pixel planes.
     act = epilogue.from_module(block.prelu).repeated(block.scale * block.scale)
-    return nn.Sequential(fused_conv(block.conv, None, act, dtype), PixelShuffle(block.scale))
+    return nn.Sequential(fused_conv(block.conv, None, act, dtype),
+                         pnn.PixelShuffle(block.scale))
 
 
 def _conv_bn_act(block: pnn.Conv2dBNAct, dtype: torch.dtype) -> nn.Module | None:
@@ -109,8 +95,8 @@ def _replacement(module: nn.Module, dtype: torch.dtype) -> nn.Module | None:
     if type(module) in (nn.ConvTranspose2d, pnn.ConvTranspose2d) and \
             module.padding_mode == "zeros":
         return FusedConvTranspose2d(module, dtype)
-    if type(module) in (nn.PixelShuffle, pnn.PixelShuffle):
-        return PixelShuffle(module.upscale_factor)
+    if type(module) is nn.PixelShuffle:
+        return pnn.PixelShuffle(module.upscale_factor)  # keeps channels_last
     return None
 
 

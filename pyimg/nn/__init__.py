@@ -16,14 +16,7 @@ from pyimg.nn.batch_norm import BatchNormAdd, BatchNormPReLU
 from pyimg.nn.conv import Conv2d, Conv2dBNAct
 from pyimg.nn.fold import fold_batch_norm
 from pyimg.nn.pixel_shuffle import PixelShuffle, PixelShuffleAct, PixelUnshuffle
-from pyimg.nn.pooling import (
-    DecoderUnpool,
-    EncoderPool,
-    MaxPool2d,
-    MaxUnpool2d,
-    PoolIndices,
-    encoder_decoder_pair,
-)
+from pyimg.nn.pooling import MaxPool2d, MaxUnpool2d
 from pyimg.nn.residual import ResidualBlock
 from pyimg.nn.upsample import UpsampleBlock
 
@@ -34,17 +27,13 @@ __all__ = [
     "Conv2d",
     "Conv2dBNAct",
     "ConvTranspose2d",
-    "DecoderUnpool",
-    "EncoderPool",
     "MaxPool2d",
     "MaxUnpool2d",
     "PReLU",
     "PixelShuffle",
     "PixelShuffleAct",
     "PixelUnshuffle",
-    "PoolIndices",
     "ResidualBlock",
     "UpsampleBlock",
-    "encoder_decoder_pair",
     "fold_batch_norm",
 ]

@@ -1,14 +1,23 @@
-"""What the ops' Python entry points share: the 4-D check and the backend-choice callback
-that turns away a dtype the kernels do not take."""
+"""What the ops' Python checks share (each with the message of the C++ check it mirrors) and
+the backend-choice callback that turns away a dtype the kernels do not take."""
 
 import torch
 
 from pyimg._format import KERNEL_DTYPES
 
 
-def check_4d(x: torch.Tensor) -> None:
+def check_4d(x: torch.Tensor, op: str) -> None:
     if x.dim() != 4:
-        raise RuntimeError(f"expects a 4-D (N, C, H, W) input, but got {x.dim()} dimension(s)")
+        raise RuntimeError(f"{op} expects a 4-D (N, C, H, W) input, but got input with "
+                           f"{x.dim()} dimension(s)")
+
+
+def check_same_device(t: torch.Tensor, x: torch.Tensor, name: str) -> None:
+    if t.device != x.device:
+        raise RuntimeError(
+            "Expected all tensors to be on the same device, but found at least two devices, "
+            f"{x.device} (input) and {t.device} ({name})"
+        )
 
 
 def unsupported_dtype(x: torch.Tensor):

@@ -35,7 +35,7 @@ from pyimg._format import (
     output_memory_format,
     with_canonical_strides,
 )
-from pyimg.ops._common import check_4d, unsupported_dtype
+from pyimg.ops._common import check_4d, check_same_device, unsupported_dtype
 from pyimg.ops._registry import ByBackend, Op, register
 
 # -- the torch reference backend -------------------------------------------------------------
@@ -64,7 +64,7 @@ def batch_norm_prelu_reference(x, running_mean, running_var, weight=None, bias=N
 def _batch_norm_stats_triton(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     from pyimg.triton import batch_norm as kernels
 
-    check_4d(x)
+    check_4d(x, "batch_norm_stats")
     return kernels.stats(x, accumulate_dtype(x))
 
 
@@ -75,8 +75,7 @@ def _bn_prelu_triton(x: torch.Tensor, mean: torch.Tensor, invstd: torch.Tensor,
                      training: bool, relu: bool = False) -> torch.Tensor:
     from pyimg.triton import batch_norm as kernels
 
-    check_4d(x)
-    _check_relu(relu, prelu_weight)
+    check_bn_prelu(x, mean, invstd, weight, bias, prelu_weight, residual, relu)
     return kernels.forward(x, mean, invstd, weight, bias, prelu_weight, residual, relu,
                            output_memory_format(x) == torch.channels_last)
 
@@ -89,14 +88,48 @@ def _bn_prelu_backward_triton(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     from pyimg.triton import batch_norm as kernels
 
-    _check_relu(relu, prelu_weight)
+    check_bn_prelu(x, mean, invstd, weight, bias, prelu_weight, None, relu, grad)
     return kernels.backward(grad, x, mean, invstd, weight, bias, prelu_weight, training, relu,
                             output_memory_format(x) == torch.channels_last)
 
 
-def _check_relu(relu: bool, prelu_weight: torch.Tensor | None) -> None:
+def _check_channels(t: torch.Tensor, x: torch.Tensor, name: str, op: str,
+                    one_ok: bool = False) -> None:
+    check_same_device(t, x, name)
+    if t.dtype != accumulate_dtype(x):
+        raise RuntimeError(f"{op}: {name} must be {accumulate_dtype(x)} for a {x.dtype} input, "
+                           f"but got {t.dtype}")
+    channels = x.shape[1]
+    if t.dim() != 1 or not (t.numel() == channels or (one_ok and t.numel() == 1)):
+        raise RuntimeError(f"{op}: {name} must be 1-D with {channels} element(s), but got shape "
+                           f"{tuple(t.shape)}")
+
+
+def _check_like(t: torch.Tensor, x: torch.Tensor, name: str, op: str) -> None:
+    if t.shape != x.shape:
+        raise RuntimeError(f"{op}: {name} has shape {tuple(t.shape)} but the input has shape "
+                           f"{tuple(x.shape)}")
+    if t.device != x.device or t.dtype != x.dtype:
+        raise RuntimeError(f"{op}: {name} must match the input's device and dtype")
+
+
+def check_bn_prelu(x, mean, invstd, weight, bias, prelu_weight, residual, relu,
+                   grad=None) -> None:
+    """The checks of the bn_prelu op's arguments (and, given grad, bn_prelu_backward's), as
+    the C++ ops make them: the Triton ops and the fake kernels run this."""
+    op = "bn_prelu" if grad is None else "bn_prelu_backward"
+    check_4d(x, op)
+    if grad is not None:
+        _check_like(grad, x, "grad", op)
     if relu and prelu_weight is not None:
-        raise RuntimeError("bn_prelu: relu=True takes no PReLU weight")
+        raise RuntimeError(f"{op}: relu=True takes no PReLU weight")
+    for t, name in ((mean, "mean"), (invstd, "invstd"), (weight, "weight"), (bias, "bias")):
+        if t is not None:
+            _check_channels(t, x, name, op)
+    if prelu_weight is not None:
+        _check_channels(prelu_weight, x, "PReLU weight", op, one_ok=True)
+    if residual is not None:
+        _check_like(residual, x, "residual", op)
 
 
 # -- fake kernels and autograd, shared by the C++ and the Triton ops -------------------------
@@ -116,17 +149,17 @@ def _channels(x: torch.Tensor) -> torch.Tensor:
 
 
 def _fake_stats(x):
-    check_4d(x)
+    check_4d(x, "batch_norm_stats")
     return _channels(x), _channels(x)
 
 
 def _fake_forward(x, mean, invstd, weight, bias, prelu_weight, residual, training, relu=False):
-    check_4d(x)
-    _check_relu(relu, prelu_weight)
+    check_bn_prelu(x, mean, invstd, weight, bias, prelu_weight, residual, relu)
     return empty_like_format(x.shape, x)
 
 
 def _fake_backward(grad, x, mean, invstd, weight, bias, prelu_weight, training, relu=False):
+    check_bn_prelu(x, mean, invstd, weight, bias, prelu_weight, None, relu, grad)
     return empty_like_format(x.shape, x), _channels(x), _channels(x), _channels(x)
 
 
@@ -210,11 +243,7 @@ def _check_channel_tensor(t: torch.Tensor | None, x: torch.Tensor, name: str,
     channels = x.shape[1]
     if t is None:
         return
-    if t.device != x.device:
-        raise RuntimeError(
-            "Expected all tensors to be on the same device, but found at least two devices, "
-            f"{x.device} (input) and {t.device} ({name})"
-        )
+    check_same_device(t, x, name)
     if t.dim() != 1 or t.numel() not in ((1, channels) if one_ok else (channels,)):
         raise RuntimeError(f"{name} should contain {channels} elements not {t.numel()}")
 

@@ -43,13 +43,7 @@ from pyimg._format import (
 )
 from pyimg.ops import batch_norm, depthwise_conv, pixel_shuffle
 from pyimg.ops._common import unsupported_dtype
-from pyimg.ops.conv_checks import (
-    ConvGeometry,
-    check_epilogue,
-    check_geometry,
-    check_residual,
-    output_shape,
-)
+from pyimg.ops.conv_checks import ConvGeometry, check_conv, resolve_geometry
 from pyimg.ops.conv_triton import conv2d_triton
 from pyimg.ops.pixel_shuffle import pixel_shuffle_reference
 
@@ -184,15 +178,14 @@ def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
     if unbatched:
         x = x.unsqueeze(0)
         residual = None if residual is None else residual.unsqueeze(0)
-    geometry = check_geometry(x, weight, stride, padding, dilation, groups)
-    check_epilogue(x, weight, bias, scale, shift, activation, prelu_weight, residual,
-                   upscale_factor)
-    check_residual(residual, output_shape(x, weight, geometry, upscale_factor))
+    geometry = resolve_geometry(x, weight, stride, padding, dilation, groups)
     backend = _backend.choose("conv2d", x.device, unsupported_dtype(x))
     epilogue = dict(scale=scale, shift=shift, activation=activation, prelu_weight=prelu_weight,
                     negative_slope=negative_slope, residual=residual,
                     add_before_activation=add_before_activation, upscale_factor=upscale_factor)
     if backend == "torch":
+        check_conv(x, weight, bias, geometry, scale, shift, activation, prelu_weight, residual,
+                   upscale_factor)
         padding = padding if isinstance(padding, str) else geometry.padding[::2]
         y = conv2d_reference(x, weight, bias, geometry.stride, padding, geometry.dilation,
                              groups, **epilogue)
@@ -205,6 +198,9 @@ def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
                                         activation, prelu_weight, negative_slope,
                                         _in_dtype(residual, x), add_before_activation)
     else:
+        # Stock convolution and pyimg's epilogue ops, none of which sees every argument.
+        check_conv(x, weight, bias, geometry, scale, shift, activation, prelu_weight, residual,
+                   upscale_factor)
         y = _conv_then_epilogue(_epilogue_ops(backend), x, weight, bias, geometry,
                                 *epilogue.values())
     return y.squeeze(0) if unbatched else y

@@ -12,13 +12,7 @@ import torch
 
 from pyimg._format import empty_like_format, output_memory_format
 from pyimg.ops.conv_autograd import make_backward, make_setup_context, stock_conv_grads
-from pyimg.ops.conv_checks import (
-    ConvGeometry,
-    check_epilogue,
-    check_geometry,
-    check_residual,
-    output_shape,
-)
+from pyimg.ops.conv_checks import check_conv, op_geometry
 
 
 @torch.library.custom_op("pyimg::conv2d_triton", mutates_args=())
@@ -30,29 +24,25 @@ def conv2d_triton(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
                    upscale_factor: int) -> torch.Tensor:
     from pyimg.triton import conv as kernels
 
-    _check_op_arguments(x, weight, bias, stride, padding, dilation, scale, shift, activation,
-                        prelu_weight, residual, upscale_factor)
+    _checked_output_shape(x, weight, bias, stride, padding, dilation, scale, shift, activation,
+                          prelu_weight, residual, upscale_factor)
     return kernels.conv2d(x, weight, bias, stride, padding, dilation, scale, shift, activation,
                           prelu_weight, negative_slope, residual, add_before_activation,
                           upscale_factor, output_memory_format(x) == torch.channels_last)
 
 
-def _check_op_arguments(x, weight, bias, stride, padding, dilation, scale, shift, activation,
-                        prelu_weight, residual, upscale_factor) -> ConvGeometry:
-    # torch.ops callers get the public function's checks; the op's padding is explicit.
-    geometry = check_geometry(x, weight, stride, padding, dilation, 1, explicit_padding=True)
-    check_epilogue(x, weight, bias, scale, shift, activation, prelu_weight, residual,
-                   upscale_factor)
-    check_residual(residual, output_shape(x, weight, geometry, upscale_factor))
-    return geometry
+def _checked_output_shape(x, weight, bias, stride, padding, dilation, scale, shift, activation,
+                          prelu_weight, residual, upscale_factor) -> tuple[int, int, int, int]:
+    return check_conv(x, weight, bias, op_geometry(stride, padding, dilation, 1), scale, shift,
+                      activation, prelu_weight, residual, upscale_factor)
 
 
 @conv2d_triton.register_fake
 def _(x, weight, bias, stride, padding, dilation, scale, shift, activation, prelu_weight,
       negative_slope, residual, add_before_activation, upscale_factor):
-    geometry = _check_op_arguments(x, weight, bias, stride, padding, dilation, scale, shift,
-                                   activation, prelu_weight, residual, upscale_factor)
-    return empty_like_format(output_shape(x, weight, geometry, upscale_factor), x)
+    shape = _checked_output_shape(x, weight, bias, stride, padding, dilation, scale, shift,
+                                  activation, prelu_weight, residual, upscale_factor)
+    return empty_like_format(shape, x)
 
 
 @torch.library.custom_op("pyimg::conv2d_input_grad_triton", mutates_args=())
@@ -99,8 +89,8 @@ def _(grad, x, weight, stride, padding, dilation):
 
 
 def _check_output_grad(grad, x, weight, stride, padding, dilation) -> None:
-    geometry = check_geometry(x, weight, stride, padding, dilation, 1, explicit_padding=True)
-    shape = output_shape(x, weight, geometry, 1)
+    shape = _checked_output_shape(x, weight, None, stride, padding, dilation, None, None, "none",
+                                  None, None, 1)
     if tuple(grad.shape) != shape or grad.dtype != x.dtype or grad.device != x.device:
         raise RuntimeError(f"expected the output gradient as a {x.dtype} tensor of shape "
                            f"{shape} on {x.device}, but got {grad.dtype} {tuple(grad.shape)} "

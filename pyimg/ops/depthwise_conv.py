@@ -11,9 +11,10 @@ epilogue's gradient, then stock ``aten.convolution_backward`` with groups for x 
 import torch
 
 from pyimg._format import empty_like_format, output_memory_format
+from pyimg.ops._common import check_4d
 from pyimg.ops._registry import ByBackend, Op, register
 from pyimg.ops.conv_autograd import make_backward, make_setup_context, stock_conv_grads
-from pyimg.ops.conv_checks import check_epilogue, check_geometry, check_residual, output_shape
+from pyimg.ops.conv_checks import check_conv, op_geometry
 
 _ARGUMENTS = ("x", "weight", "bias", "stride", "padding", "dilation", "scale", "shift",
               "activation", "prelu_weight", "negative_slope", "residual",
@@ -22,13 +23,11 @@ _ARGUMENTS = ("x", "weight", "bias", "stride", "padding", "dilation", "scale", "
 
 def _checked_output_shape(x, weight, bias, stride, padding, dilation, scale, shift, activation,
                           prelu_weight, residual) -> tuple[int, int, int, int]:
-    # torch.ops callers get the public function's checks; the op's padding is explicit.
-    geometry = check_geometry(x, weight, stride, padding, dilation, x.shape[1],
-                              explicit_padding=True)
-    check_epilogue(x, weight, bias, scale, shift, activation, prelu_weight, residual, 1)
-    shape = output_shape(x, weight, geometry, 1)
-    check_residual(residual, shape)
-    return shape
+    # The C++ op's checks (the same faults; stock F.conv2d's messages where those differ).
+    check_4d(x, "depthwise_conv2d")
+    geometry = op_geometry(stride, padding, dilation, x.shape[1])
+    return check_conv(x, weight, bias, geometry, scale, shift, activation, prelu_weight,
+                      residual, 1)
 
 
 @torch.library.custom_op("pyimg::depthwise_conv2d_triton", mutates_args=())

@@ -45,12 +45,12 @@ from pyimg.ops._registry import ByBackend, Op, register
 _INDEX_DTYPES = {torch.int64: False, torch.uint8: True}  # dtype -> compact
 
 
-def _pair(v, name: str) -> tuple[int, int]:
+def _pair(v, name: str) -> list[int]:
     if isinstance(v, int):
-        return (v, v)
-    v = tuple(v)
+        return [v, v]
+    v = list(v)
     if len(v) == 1:
-        return (v[0], v[0])
+        return [v[0], v[0]]
     if len(v) != 2:
         raise RuntimeError(f"max_pool2d: {name} must be a single int or a pair of ints")
     return v
@@ -87,74 +87,124 @@ def _pooled_size(size, k, s, p, d, ceil_mode):
     return out
 
 
+# -- the public functions' own checks: stock's, of what they hand the ops ---------------------
+
+
 def _check_input(x: torch.Tensor, op: str) -> None:
     if x.dim() not in (3, 4) or 0 in x.shape[-3:]:
         raise RuntimeError(f"{op}: non-empty 3D or 4D (batch mode) tensor expected for input")
 
 
-def pool_geometry(x, kernel_size, stride, padding, dilation, ceil_mode, compact) -> PoolGeometry:
-    """Validates like stock (same exception types) and returns the geometry."""
-    _check_input(x, "max_pool2d")
-    kh, kw = _pair(kernel_size, "kernel_size")
-    sh, sw = _pair(kernel_size if stride is None or stride == [] else stride, "stride")
-    ph, pw = _pair(padding, "padding")
-    dh, dw = _pair(dilation, "dilation")
+def _pool_args(kernel_size, stride, padding, dilation) -> tuple[list[int], ...]:
+    """(kernel_size, stride, padding, dilation) as pairs, as the pool op takes them; stride
+    defaults to kernel_size."""
+    kernel = _pair(kernel_size, "kernel_size")
+    stride = kernel if stride is None or stride == [] else _pair(stride, "stride")
+    return kernel, stride, _pair(padding, "padding"), _pair(dilation, "dilation")
+
+
+def _index_format(indices: torch.Tensor) -> bool:
+    """Whether indices are compact (uint8) rather than flat (int64)."""
+    if indices.dtype not in _INDEX_DTYPES:
+        raise RuntimeError(f"max_unpool2d: elements in indices should be type int64 (flat) or "
+                           f"uint8 (compact) but got: {indices.dtype}")
+    return _INDEX_DTYPES[indices.dtype]
+
+
+def _unpool_output_size(x, kernel, stride, padding, output_size) -> list:
+    """Stock F.max_unpool2d's output plane (H, W): its default, or output_size checked."""
+    PH, PW = x.shape[-2:]
+    default = ((PH - 1) * stride[0] + kernel[0] - 2 * padding[0],
+               (PW - 1) * stride[1] + kernel[1] - 2 * padding[1])
+    if output_size is None:
+        return list(default)
+    size = tuple(output_size)
+    if len(size) == 4:  # (N, C, H, W), as stock takes it
+        size = size[2:]
+    if len(size) != 2:
+        raise ValueError(f"output_size should be a sequence containing 2 or 4 elements, "
+                         f"but it has a length of '{len(size)}'")
+    for d, (got, dflt, s) in enumerate(zip(size, default, stride, strict=True)):
+        # Symbolic sizes (torch.export) are rejected only when provably out of range.
+        if statically_known_true(got <= dflt - s) or statically_known_true(got >= dflt + s):
+            raise ValueError(f'invalid output_size "{size}" (dim {d} must be between '
+                             f"{dflt - s} and {dflt + s})")
+    return list(size)
+
+
+# -- the ops' checks, as the C++ ops make them: the Triton ops, the fakes and the torch path ---
+
+
+def check_pool(x, kernel_size, stride, padding, dilation, ceil_mode, compact) -> PoolGeometry:
+    """Checks the pool op's pairs against x's plane (its last two dimensions) and returns the
+    geometry."""
+    op = "max_pool2d_with_indices"
+    kh, kw = kernel_size
+    sh, sw = stride
+    ph, pw = padding
+    dh, dw = dilation
     if kh <= 0 or kw <= 0:
-        raise RuntimeError("max_pool2d: kernel_size must be greater than zero")
+        raise RuntimeError(f"{op}: kernel_size must be greater than zero")
     if sh <= 0 or sw <= 0:
-        raise RuntimeError("max_pool2d: stride should not be zero")
+        raise RuntimeError(f"{op}: stride should not be zero")
     if dh <= 0 or dw <= 0:
-        raise RuntimeError("max_pool2d: dilation should be greater than zero")
+        raise RuntimeError(f"{op}: dilation should be greater than zero")
     if ph < 0 or pw < 0 or ph > kh // 2 or pw > kw // 2:  # stock's rule: dilation not counted
-        raise RuntimeError("max_pool2d: pad should be at most half of kernel size")
+        raise RuntimeError(f"{op}: pad should be at most half of kernel size")
     if compact and kh * kw > 256:
-        raise RuntimeError(f"max_pool2d: compact (uint8) indices need at most 256 taps, "
-                           f"got kernel_size {kh}x{kw}")
+        raise RuntimeError(f"{op}: compact (uint8) indices need kernel_size[0] * "
+                           f"kernel_size[1] <= 256, got {kh * kw}")
     H, W = x.shape[-2:]
     PH = _pooled_size(H, kh, sh, ph, dh, ceil_mode)
     PW = _pooled_size(W, kw, sw, pw, dw, ceil_mode)
     if PH <= 0 or PW <= 0:
-        raise RuntimeError(f"max_pool2d: given input size ({H}x{W}), the calculated output size "
+        raise RuntimeError(f"{op}: given input size ({H}x{W}), the calculated output size "
                            f"({PH}x{PW}) is too small")
     return PoolGeometry(kh, kw, sh, sw, ph, pw, dh, dw, H, W, PH, PW)
 
 
-def unpool_geometry(x, indices, kernel_size, stride, padding, output_size) -> PoolGeometry:
-    """Validates like stock F.max_unpool2d (same exception types) and returns the geometry."""
-    _check_input(x, "max_unpool2d")
-    if indices.dtype not in _INDEX_DTYPES:
-        raise RuntimeError(f"max_unpool2d: elements in indices should be type int64 (flat) or "
-                           f"uint8 (compact) but got: {indices.dtype}")
+def check_unpool(x, indices, kernel_size, stride, padding, output_size,
+                 compact) -> PoolGeometry:
+    """Checks the unpool op's arguments (indices shaped like x, pairs, output_size (H, W)) and
+    returns the geometry."""
+    op = "max_unpool2d"
     if indices.shape != x.shape:
-        raise RuntimeError(f"Expected shape of indices to be same as that of the input tensor "
-                           f"({list(x.shape)}) but got indices tensor with shape: "
+        raise RuntimeError(f"{op}: expected shape of indices to be same as that of the input "
+                           f"tensor ({list(x.shape)}) but got indices tensor with shape: "
                            f"{list(indices.shape)}")
     if indices.device != x.device:
-        raise RuntimeError("max_unpool2d: indices must be on the input's device")
-    kh, kw = _pair(kernel_size, "kernel_size")
-    sh, sw = _pair(kernel_size if stride is None else stride, "stride")
-    ph, pw = _pair(padding, "padding")
+        raise RuntimeError(f"{op}: indices must be on the input's device")
+    if indices.dtype != (torch.uint8 if compact else torch.int64):
+        kind = "uint8 (compact indices)" if compact else "int64 (flat indices)"
+        raise RuntimeError(f"{op}: elements in indices should be type {kind} but got: "
+                           f"{indices.dtype}")
+    (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
     if min(kh, kw, sh, sw) <= 0 or min(ph, pw) < 0:
-        raise RuntimeError("max_unpool2d: kernel_size and stride must be positive, padding "
+        raise RuntimeError(f"{op}: kernel_size and stride must be positive, padding "
                            "non-negative")
-    PH, PW = x.shape[-2:]
-    default = ((PH - 1) * sh + kh - 2 * ph, (PW - 1) * sw + kw - 2 * pw)
-    if output_size is None:
-        H, W = default
-    else:
-        size = tuple(output_size)
-        if len(size) == 4:  # (N, C, H, W), as stock takes it
-            size = size[2:]
-        if len(size) != 2:
-            raise ValueError(f"output_size should be a sequence containing 2 or 4 elements, "
-                             f"but it has a length of '{len(size)}'")
-        for d, (got, dflt, s) in enumerate(zip(size, default, (sh, sw), strict=True)):
-            # Symbolic sizes (torch.export) are rejected only when provably out of range.
-            if statically_known_true(got <= dflt - s) or statically_known_true(got >= dflt + s):
-                raise ValueError(f'invalid output_size "{size}" (dim {d} must be between '
-                                 f"{dflt - s} and {dflt + s})")
-        H, W = size
-    return PoolGeometry(kh, kw, sh, sw, ph, pw, 1, 1, H, W, PH, PW)
+    H, W = output_size
+    if statically_known_true(H < 0) or statically_known_true(W < 0):
+        raise RuntimeError(f"{op}: output_size must be non-negative")
+    if compact and kh * kw > 256:
+        raise RuntimeError(f"{op}: compact (uint8) indices need at most 256 taps")
+    return PoolGeometry(kh, kw, sh, sw, ph, pw, 1, 1, H, W, *x.shape[-2:])
+
+
+def pool_geometry(x, kernel_size, stride, padding, dilation, ceil_mode, compact) -> PoolGeometry:
+    """The geometry of max_pool2d_with_indices's arguments, checked as the public function and
+    the op check them."""
+    _check_input(x, "max_pool2d")
+    return check_pool(x, *_pool_args(kernel_size, stride, padding, dilation), ceil_mode, compact)
+
+
+def unpool_geometry(x, indices, kernel_size, stride, padding, output_size) -> PoolGeometry:
+    """The geometry of max_unpool2d's arguments, checked as the public function and the op
+    check them."""
+    _check_input(x, "max_unpool2d")
+    compact = _index_format(indices)
+    kernel, stride, padding, _ = _pool_args(kernel_size, stride, padding, 1)
+    size = _unpool_output_size(x, kernel, stride, padding, output_size)
+    return check_unpool(x, indices, kernel, stride, padding, size, compact)
 
 
 # -- the torch reference backend -------------------------------------------------------------
@@ -280,8 +330,8 @@ def _pool_triton(x: torch.Tensor, kernel_size: list[int], stride: list[int], pad
                  compact: bool) -> tuple[torch.Tensor, torch.Tensor]:
     from pyimg.triton import max_pool as kernels
 
-    check_4d(x)
-    g = pool_geometry(x, kernel_size, stride, padding, dilation, ceil_mode, compact)
+    check_4d(x, "max_pool2d_with_indices")
+    g = check_pool(x, kernel_size, stride, padding, dilation, ceil_mode, compact)
     return kernels.pool(x, g, compact, _channels_last(x))
 
 
@@ -314,8 +364,8 @@ def _unpool_triton(x: torch.Tensor, indices: torch.Tensor, kernel_size: list[int
                    compact: bool) -> torch.Tensor:
     from pyimg.triton import max_pool as kernels
 
-    check_4d(x)
-    g = _geometry_of(x, kernel_size, stride, padding, [1, 1], *output_size, *x.shape[2:])
+    check_4d(x, "max_unpool2d")
+    g = check_unpool(x, indices, kernel_size, stride, padding, output_size, compact)
     if not _in_window(indices, g, compact):
         return max_unpool2d_reference(x, indices, g)
     return kernels.unpool(x, indices, g, compact, _channels_last(x))
@@ -348,8 +398,8 @@ class _Ops:
 
 
 def _fake_pool(x, kernel_size, stride, padding, dilation, ceil_mode, compact):
-    check_4d(x)
-    g = pool_geometry(x, kernel_size, stride, padding, dilation, ceil_mode, compact)
+    check_4d(x, "max_pool2d_with_indices")
+    g = check_pool(x, kernel_size, stride, padding, dilation, ceil_mode, compact)
     shape = (x.shape[0], x.shape[1], g.PH, g.PW)
     return (empty_like_format(shape, x),
             empty_like_format(shape, x, torch.uint8 if compact else torch.int64))
@@ -362,7 +412,8 @@ def _fake_pool_backward(grad_out, indices, input_size, kernel_size, stride, padd
 
 
 def _fake_unpool(x, indices, kernel_size, stride, padding, output_size, compact):
-    check_4d(x)
+    check_4d(x, "max_unpool2d")
+    check_unpool(x, indices, kernel_size, stride, padding, output_size, compact)
     return empty_like_format((x.shape[0], x.shape[1], *output_size), x)
 
 
@@ -419,13 +470,15 @@ def max_pool2d_with_indices(x: torch.Tensor, kernel_size, stride=None, padding=0
                                             ceil_mode, compact)
         if out is not None:
             return out
-    g = pool_geometry(x, kernel_size, stride, padding, dilation, ceil_mode, compact)
+    _check_input(x, "max_pool2d")
+    args = _pool_args(kernel_size, stride, padding, dilation)
     x4 = x.unsqueeze(0) if x.dim() == 3 else x
     backend = _backend.choose("max_pool2d_with_indices", x.device, unsupported_dtype(x))
     if backend == "torch":
+        g = check_pool(x4, *args, ceil_mode, compact)
         y, idx = max_pool2d_reference(x4, g, ceil_mode, compact)
     else:
-        y, idx = OPS[backend].pool(x4, *g.args(), ceil_mode, compact)
+        y, idx = OPS[backend].pool(x4, *args, ceil_mode, compact)
     return (y.squeeze(0), idx.squeeze(0)) if x.dim() == 3 else (y, idx)
 
 
@@ -440,15 +493,18 @@ def max_unpool2d(x: torch.Tensor, indices: torch.Tensor, kernel_size, stride=Non
         y = eager.max_unpool2d(x, indices, kernel_size, stride, padding, output_size)
         if y is not None:
             return y
-    g = unpool_geometry(x, indices, kernel_size, stride, padding, output_size)
-    x4, i4 = (x.unsqueeze(0), indices.unsqueeze(0)) if x.dim() == 3 else (x, indices)
-    compact = _INDEX_DTYPES[indices.dtype]
-    if compact and g.kh * g.kw > 256:
+    _check_input(x, "max_unpool2d")
+    compact = _index_format(indices)
+    kernel, stride, padding, _ = _pool_args(kernel_size, stride, padding, 1)
+    size = _unpool_output_size(x, kernel, stride, padding, output_size)
+    if compact and kernel[0] * kernel[1] > 256:
+        # The C++ op does not check this: taps past 255 cannot be named in uint8.
         raise RuntimeError("max_unpool2d: compact (uint8) indices need at most 256 taps")
+    x4, i4 = (x.unsqueeze(0), indices.unsqueeze(0)) if x.dim() == 3 else (x, indices)
     backend = _backend.choose("max_unpool2d", x.device, unsupported_dtype(x))
     if backend == "torch":
+        g = check_unpool(x4, i4, kernel, stride, padding, size, compact)
         y = max_unpool2d_reference(x4, i4, g)
     else:
-        kernel, stride_, padding_, _ = g.args()
-        y = OPS[backend].unpool(x4, i4, kernel, stride_, padding_, [g.H, g.W], compact)
+        y = OPS[backend].unpool(x4, i4, kernel, stride, padding, size, compact)
     return y.squeeze(0) if x.dim() == 3 else y

@@ -20,31 +20,47 @@ from pyimg import _backend
 from pyimg._activation import apply_activation, check_activation
 from pyimg._extension import eager
 from pyimg._format import empty_like_format, in_dtype, output_memory_format
-from pyimg.ops._common import check_4d, unsupported_dtype
+from pyimg.ops._common import check_4d, check_same_device, unsupported_dtype
 from pyimg.ops._registry import ByBackend, Op, register
 
 
-def _check_small(x: torch.Tensor, r: int, op: str = "pixel_shuffle") -> None:
+def _check_rank(x: torch.Tensor, op: str) -> None:
+    # The public functions' own: they take (*, C, H, W) and hand the ops 4-D tensors.
     if x.dim() < 3:
         raise RuntimeError(
             f"{op} expects input to have at least 3 dimensions, but got input with "
             f"{x.dim()} dimension(s)"
         )
+
+
+def check_shuffle(x: torch.Tensor, r: int, bias: torch.Tensor | None, activation: str,
+                  weight: torch.Tensor | None) -> None:
+    """The checks of the pixel_shuffle ops' 4-D arguments, as the C++ op makes them: the
+    Triton op, the fake kernel and the torch reference path run this."""
+    check_4d(x, "pixel_shuffle")
     if r <= 0:
-        raise RuntimeError(f"{op} expects a positive upscale_factor, but got {r}")
-    if x.shape[-3] % (r * r) != 0:
+        raise RuntimeError(f"pixel_shuffle expects a positive upscale_factor, but got {r}")
+    channels = x.shape[1]
+    if channels % (r * r) != 0:
         raise RuntimeError(
-            f"{op} expects its input's 'channel' dimension to be divisible by the square of "
-            f"upscale_factor, but input.size(-3)={x.shape[-3]} is not divisible by {r * r}"
+            "pixel_shuffle expects its input's 'channel' dimension to be divisible by the "
+            f"square of upscale_factor, but input.size(-3)={channels} is not divisible by "
+            f"{r * r}"
         )
+    check_activation(activation, weight, channels // (r * r))
+    if bias is not None:
+        check_same_device(bias, x, "bias")
+        if bias.dim() != 1 or bias.numel() != channels:
+            raise RuntimeError(
+                f"bias must be 1-D with {channels} elements, but got shape {tuple(bias.shape)}"
+            )
+    if weight is not None:
+        check_same_device(weight, x, "weight")
 
 
-def _check_large(x: torch.Tensor, r: int) -> None:
-    if x.dim() < 3:
-        raise RuntimeError(
-            "pixel_unshuffle expects input to have at least 3 dimensions, but got input with "
-            f"{x.dim()} dimension(s)"
-        )
+def check_unshuffle(x: torch.Tensor, r: int) -> None:
+    """The checks of pixel_unshuffle's 4-D arguments, as the C++ op makes them."""
+    check_4d(x, "pixel_unshuffle")
     if r <= 0:
         raise RuntimeError(f"pixel_unshuffle expects a positive downscale_factor, but got {r}")
     for dim, name in ((-2, "height"), (-1, "width")):
@@ -53,27 +69,6 @@ def _check_large(x: torch.Tensor, r: int) -> None:
                 f"pixel_unshuffle expects {name} to be divisible by downscale_factor, but "
                 f"input.size({dim})={x.shape[dim]} is not divisible by {r}"
             )
-
-
-def _check_parameter(p: torch.Tensor, x: torch.Tensor, name: str) -> None:
-    if p.device != x.device:
-        raise RuntimeError(
-            "Expected all tensors to be on the same device, but found at least two devices, "
-            f"{x.device} (input) and {p.device} ({name})"
-        )
-
-
-def _check_epilogue(x, r, bias, activation, weight) -> None:
-    channels = x.shape[-3]
-    check_activation(activation, weight, channels // (r * r))
-    if bias is not None:
-        _check_parameter(bias, x, "bias")
-        if bias.dim() != 1 or bias.numel() != channels:
-            raise RuntimeError(
-                f"bias must be 1-D with {channels} elements, but got shape {tuple(bias.shape)}"
-            )
-    if weight is not None:
-        _check_parameter(weight, x, "weight")
 
 
 # -- the torch reference backend -------------------------------------------------------------
@@ -120,9 +115,7 @@ def _pixel_shuffle_triton(x: torch.Tensor, upscale_factor: int, bias: torch.Tens
                           negative_slope: float = 0.01) -> torch.Tensor:
     from pyimg.triton import pixel_shuffle as kernels
 
-    check_4d(x)
-    _check_small(x, upscale_factor)
-    _check_epilogue(x, upscale_factor, bias, activation, weight)
+    check_shuffle(x, upscale_factor, bias, activation, weight)
     fmt = output_memory_format(x) == torch.channels_last
     return kernels.shuffle(x, upscale_factor, bias, activation, weight, negative_slope, fmt)
 
@@ -131,8 +124,7 @@ def _pixel_shuffle_triton(x: torch.Tensor, upscale_factor: int, bias: torch.Tens
 def _pixel_unshuffle_triton(x: torch.Tensor, downscale_factor: int) -> torch.Tensor:
     from pyimg.triton import pixel_shuffle as kernels
 
-    check_4d(x)
-    _check_large(x, downscale_factor)
+    check_unshuffle(x, downscale_factor)
     fmt = output_memory_format(x) == torch.channels_last
     return kernels.unshuffle(x, None, downscale_factor, None, "none", None, 0.0, fmt)
 
@@ -163,17 +155,14 @@ class _Ops:
 
 def _fake_shuffle(x, upscale_factor, bias=None, activation="none", weight=None,
                   negative_slope=0.01):
-    check_4d(x)
-    _check_small(x, upscale_factor)
-    _check_epilogue(x, upscale_factor, bias, activation, weight)
+    check_shuffle(x, upscale_factor, bias, activation, weight)
     n, c, h, w = x.shape
     r = upscale_factor
     return empty_like_format((n, c // (r * r), h * r, w * r), x)
 
 
 def _fake_unshuffle(x, downscale_factor):
-    check_4d(x)
-    _check_large(x, downscale_factor)
+    check_unshuffle(x, downscale_factor)
     n, c, h, w = x.shape
     r = downscale_factor
     return empty_like_format((n, c * r * r, h // r, w // r), x)
@@ -268,18 +257,17 @@ def pixel_shuffle(x: torch.Tensor, upscale_factor: int, bias: torch.Tensor | Non
         y = eager.pixel_shuffle(x, upscale_factor, bias, activation, weight, negative_slope)
         if y is not None:
             return y
-    _check_small(x, upscale_factor)
+    _check_rank(x, "pixel_shuffle")
     r = upscale_factor
     if bias is not None:
-        _check_parameter(bias, x, "bias")
         if bias.dim() == 1 and r > 1 and bias.numel() * r * r == x.shape[-3]:
             bias = bias.repeat_interleave(r * r)
         bias = in_dtype(bias, x.dtype)
     weight = in_dtype(weight, x.dtype)
-    _check_epilogue(x, r, bias, activation, weight)
     x4 = _as_4d(x)
     backend = _backend.choose("pixel_shuffle", x.device, unsupported_dtype(x))
     if backend == "torch":
+        check_shuffle(x4, r, bias, activation, weight)
         y = pixel_shuffle_reference(x4, r, bias, activation, weight, negative_slope)
     else:
         y = OPS[backend].shuffle(x4, r, bias, activation, weight, negative_slope)
@@ -293,10 +281,11 @@ def pixel_unshuffle(x: torch.Tensor, downscale_factor: int) -> torch.Tensor:
         y = eager.pixel_unshuffle(x, downscale_factor)
         if y is not None:
             return y
-    _check_large(x, downscale_factor)
+    _check_rank(x, "pixel_unshuffle")
     x4 = _as_4d(x)
     backend = _backend.choose("pixel_unshuffle", x.device, unsupported_dtype(x))
     if backend == "torch":
+        check_unshuffle(x4, downscale_factor)
         y = pixel_unshuffle_reference(x4, downscale_factor)
     else:
         y = OPS[backend].unshuffle(x4, downscale_factor)

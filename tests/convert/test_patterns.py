@@ -296,3 +296,39 @@ def test_report_is_logged(caplog):
     with caplog.at_level(logging.INFO, logger="pyimg.conversion"):
         convert(nn.Sequential(nn.PixelShuffle(2), nn.PReLU()))
     assert "0 (pyimg.PixelShuffle) + 1 (PReLU) -> pyimg.ops.pixel_shuffle[prelu]" in caplog.text
+
+
+def test_traces_once_per_mode_that_may_differ_and_rules_never_trace(monkeypatch):
+    # Two traces of a module (training, eval) are how a forward that branches on
+    # self.training is caught; a stack of nn.Sequential cannot branch, so one trace does.
+    # A rule tracing again (to match, then to build) would only cost.
+    from pyimg.conversion import engine
+
+    traced = []
+    trace = engine._Tracer.trace
+
+    def counted(tracer, root, *args, **kwargs):
+        traced.append((root, root.training))
+        return trace(tracer, root, *args, **kwargs)
+
+    monkeypatch.setattr(engine._Tracer, "trace", counted)
+    model = nn.Sequential(Lambda(lambda m, x: m.shuffle(F.relu(m.up(m.conv(x))))), nn.ReLU())
+    converted = convert(model)
+    assert traced == [(converted, True), (converted, False)]
+    traced.clear()
+    model = ModeDependent()
+    convert(model, inplace=True)
+    assert traced == [(model, True), (model, False), (model.block, False)]
+    traced.clear()
+    model = nn.Sequential(nn.Sequential(nn.Conv2d(3, 3, 1), nn.ReLU()), nn.Conv2d(3, 3, 1))
+    converted = convert(model)
+    assert traced == [(converted, False)]
+    traced.clear()
+    # A hook on a module traced through runs in the trace, and may read the mode.
+    model[0].register_forward_hook(lambda m, args, out: out * 2 if m.training else out)
+    converted, report = convert_with_report(model)
+    assert traced[:2] == [(converted, True), (converted, False)]
+    assert "training and eval" in report.untraced[0][1]
+    x = torch.randn(1, 3, 4, 5)
+    for training in (True, False):
+        torch.testing.assert_close(converted.train(training)(x), model.train(training)(x))

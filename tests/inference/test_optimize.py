@@ -223,3 +223,26 @@ def test_in_place_sum_keeps_its_aliases():
         expected = model(x)
     torch.testing.assert_close(optimize_for_inference(model, dtype=torch.float32)(x), expected,
                                rtol=1e-4, atol=1e-5)
+
+
+class _SumForms(nn.Module):
+    """Sums in the forms pyimg.convert reads too: an in-place add into the conv's own output,
+    and torch.add with alpha 1."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Conv2d(4, 4, 3, padding=1), nn.Conv2d(4, 4, 1)
+
+    def forward(self, x):
+        y = self.a(x).add_(x)
+        return torch.add(self.b(y), y, alpha=1)
+
+
+def test_sum_forms_fuse():
+    torch.manual_seed(0)
+    model = _SumForms().eval()
+    x = torch.randn(2, 4, 9, 7)
+    fast = optimize_for_inference(model, dtype=torch.float32)
+    assert [m.add for m in _fused(fast)] == [True, True]
+    with torch.no_grad():
+        torch.testing.assert_close(fast(x), model(x), rtol=1e-4, atol=1e-5)

@@ -1,12 +1,11 @@
-"""pyimg.nn pooling modules against the stock modules they replace, and SegNet's
-encoder-decoder pair."""
+"""pyimg.nn pooling modules against the stock modules they replace, and the compact (uint8)
+indices SegNet keeps between its encoder's pools and its decoder's unpools."""
 
 import pytest
 import torch
 from torch import nn
 
 import pyimg
-from pyimg.nn.pooling import DecoderUnpool, EncoderPool, encoder_decoder_pair
 
 
 @pytest.mark.parametrize("memory_format", (torch.contiguous_format, torch.channels_last))
@@ -32,12 +31,12 @@ def test_drop_in_modules_match_stock(memory_format):
 
 
 @pytest.mark.parametrize("size", ((8, 8), (9, 7), (5, 3)))
-def test_encoder_decoder_pair_round_trips_the_maxima(size):
-    encoder, decoder = encoder_decoder_pair()
+def test_compact_indices_round_trip_the_maxima(size):
+    pool = pyimg.nn.MaxPool2d(2, return_indices=True, compact_indices=True)
     x = torch.randn(2, 4, *size, requires_grad=True)
-    y, pooled = encoder(x)
-    assert pooled.indices.dtype == torch.uint8 and pooled.size == size
-    out = decoder(y, pooled)
+    y, indices = pool(x)
+    assert indices.dtype == torch.uint8
+    out = pyimg.nn.MaxUnpool2d(2)(y, indices, output_size=size)
     y_ref, i_ref = nn.MaxPool2d(2, return_indices=True)(x)
     expected = nn.MaxUnpool2d(2)(y_ref, i_ref, output_size=size)
     assert torch.equal(out, expected)
@@ -46,8 +45,13 @@ def test_encoder_decoder_pair_round_trips_the_maxima(size):
     assert x.grad.sum().item() == y.numel() and torch.equal(x.grad != 0, expected != 0)
 
 
-def test_pair_compiles_fullgraph():
-    encoder, decoder = EncoderPool(2), DecoderUnpool(2)
-    fn = torch.compile(lambda x: decoder(*encoder(x)), fullgraph=True, backend="aot_eager")
+def test_compact_pool_and_unpool_compile_fullgraph():
+    pool = pyimg.nn.MaxPool2d(2, return_indices=True, compact_indices=True)
+    unpool = pyimg.nn.MaxUnpool2d(2)
+
+    def round_trip(x):
+        return unpool(*pool(x), output_size=x.shape[-2:])
+
+    fn = torch.compile(round_trip, fullgraph=True, backend="aot_eager")
     x = torch.randn(1, 3, 7, 6)
-    torch.testing.assert_close(fn(x), decoder(*encoder(x)))
+    torch.testing.assert_close(fn(x), round_trip(x))
