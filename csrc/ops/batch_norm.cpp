@@ -4,6 +4,8 @@
 #include <ATen/ops/empty.h>
 #include <torch/library.h>
 
+#include <cmath>
+
 #include "ops/common.h"
 
 namespace pyimg {
@@ -19,8 +21,7 @@ at::Tensor checked_input(const at::Tensor& x, const char* op) {
 static at::Tensor checked_channel_tensor(const at::Tensor& p, const at::Tensor& x,
                                          const char* name, const char* op, bool one_ok) {
   const int64_t channels = x.size(1);
-  TORCH_CHECK(p.device() == x.device(), "Expected all tensors to be on the same device, but ",
-              name, " is on ", p.device(), " and the input on ", x.device());
+  check_same_device(p, x, name, DeviceWording::kArgumentIsOn);
   TORCH_CHECK(p.scalar_type() == accumulate_type(x), op, ": ", name, " must be ",
               accumulate_type(x), " for a ", x.scalar_type(), " input, but got ",
               p.scalar_type());
@@ -48,13 +49,57 @@ at::Tensor checked_like(const at::Tensor& t, const at::Tensor& x, const char* na
                         const char* op) {
   TORCH_CHECK(t.sizes() == x.sizes(), op, ": ", name, " has shape ", t.sizes(),
               " but the input has shape ", x.sizes());
-  TORCH_CHECK(t.device() == x.device() && t.scalar_type() == x.scalar_type(), op, ": ", name,
-              " must match the input's device and dtype");
+  check_device_and_dtype(t, x, op, name);
   return t.contiguous(output_memory_format(x));
 }
 
 at::Tensor empty_channels(const at::Tensor& x) {
   return at::empty({x.size(1)}, x.options().dtype(accumulate_type(x)));
+}
+
+StatsCall prepare_stats(const at::Tensor& input) {
+  StatsCall call;
+  call.x = checked_input(input, "batch_norm_stats");
+  call.mean = empty_channels(call.x);
+  call.var = empty_channels(call.x);
+  if (call.x.numel() == 0) {
+    call.mean.fill_(NAN);
+    call.var.fill_(NAN);
+  }
+  return call;
+}
+
+BnPreluCall prepare_bn_prelu(const at::Tensor& input, const at::Tensor& mean,
+                             const at::Tensor& invstd, const std::optional<at::Tensor>& weight,
+                             const std::optional<at::Tensor>& bias,
+                             const std::optional<at::Tensor>& prelu_weight,
+                             const std::optional<at::Tensor>& residual, bool relu) {
+  constexpr const char* kOp = "bn_prelu";
+  BnPreluCall call;
+  call.x = checked_input(input, kOp);
+  call.params = check_params(call.x, mean, invstd, weight, bias, prelu_weight, relu, kOp);
+  if (residual.has_value()) call.residual = checked_like(*residual, call.x, "residual", kOp);
+  call.out = empty_output_like(call.x);
+  return call;
+}
+
+BnPreluBackwardCall prepare_bn_prelu_backward(const at::Tensor& grad_out, const at::Tensor& input,
+                                              const at::Tensor& mean, const at::Tensor& invstd,
+                                              const std::optional<at::Tensor>& weight,
+                                              const std::optional<at::Tensor>& bias,
+                                              const std::optional<at::Tensor>& prelu_weight,
+                                              bool relu) {
+  constexpr const char* kOp = "bn_prelu_backward";
+  BnPreluBackwardCall call;
+  call.x = checked_input(input, kOp);
+  call.grad = checked_like(grad_out, call.x, "grad", kOp);
+  call.params = check_params(call.x, mean, invstd, weight, bias, prelu_weight, relu, kOp);
+  call.grad_x = empty_output_like(call.x);
+  for (at::Tensor* sum : {&call.sum_dz, &call.sum_dz_xhat, &call.sum_negz}) {
+    *sum = empty_channels(call.x);
+    if (call.x.numel() == 0) sum->zero_();
+  }
+  return call;
 }
 
 }  // namespace pyimg

@@ -17,6 +17,7 @@
 #include <optional>
 
 #include "ops/activation.h"
+#include "ops/channel_view.h"
 
 namespace pyimg {
 
@@ -32,22 +33,18 @@ struct BatchNormParams {
 // slope(c). Without a PReLU weight the slope is 1, which makes the PReLU formula the identity,
 // and 0 for a ReLU, so one branch-free kernel serves all three.
 template <typename Acc>
-struct ChannelView {
-  const Acc* mean;
-  const Acc* invstd;
-  const Acc* weight;  // nullptr: 1
-  const Acc* bias;    // nullptr: 0
-  const Acc* alpha;   // nullptr: no PReLU
-  int64_t alpha_stride;  // 0 when one PReLU weight serves every channel
+struct BatchNormView {
+  ChannelView<Acc> mean, invstd;
+  ChannelView<Acc> weight;   // none: 1
+  ChannelView<Acc> bias;     // none: 0
+  BroadcastView<Acc> alpha;  // none: no PReLU
   bool relu;
 
   C10_HOST_DEVICE Acc scale(int64_t c) const {
-    return weight != nullptr ? invstd[c] * weight[c] : invstd[c];
+    return weight.defined() ? invstd[c] * weight[c] : invstd[c];
   }
-  C10_HOST_DEVICE Acc shift(int64_t c) const { return bias != nullptr ? bias[c] : Acc(0); }
-  C10_HOST_DEVICE Acc slope(int64_t c) const {
-    return alpha != nullptr ? alpha[c * alpha_stride] : relu ? Acc(0) : Acc(1);
-  }
+  C10_HOST_DEVICE Acc shift(int64_t c) const { return bias.value_or(c, Acc(0)); }
+  C10_HOST_DEVICE Acc slope(int64_t c) const { return alpha.value_or(c, relu ? Acc(0) : Acc(1)); }
   // The activation whose gradient the backward takes (activation.h): they differ at a NaN z.
   C10_HOST_DEVICE Activation activation() const {
     return relu ? Activation::kReLU : Activation::kPReLU;
@@ -55,12 +52,9 @@ struct ChannelView {
 };
 
 template <typename Acc>
-ChannelView<Acc> channel_view(const BatchNormParams& p) {
-  const auto ptr = [](const at::Tensor& t) {
-    return t.defined() ? t.const_data_ptr<Acc>() : nullptr;
-  };
-  return {ptr(p.mean), ptr(p.invstd), ptr(p.weight), ptr(p.bias), ptr(p.alpha),
-          p.alpha.defined() && p.alpha.numel() > 1 ? 1 : 0, p.relu};
+BatchNormView<Acc> batch_norm_view(const BatchNormParams& p) {
+  return {channel_view<Acc>(p.mean), channel_view<Acc>(p.invstd), channel_view<Acc>(p.weight),
+          channel_view<Acc>(p.bias), channel_view<Acc, true>(p.alpha), p.relu};
 }
 
 // x must be 4-D floating; returns x in the layout the kernels read and write (its own when it
@@ -78,5 +72,34 @@ at::Tensor checked_like(const at::Tensor& t, const at::Tensor& x, const char* na
 
 // Per-channel outputs in the accumulation type.
 at::Tensor empty_channels(const at::Tensor& x);
+
+// The ops past their checks, each with x (and grad, residual) in the layout the kernels read,
+// and its outputs allocated; for an empty x the outputs already hold the result.
+struct StatsCall {
+  at::Tensor x, mean, var;
+};
+StatsCall prepare_stats(const at::Tensor& input);
+
+struct BnPreluCall {
+  at::Tensor x, residual, out;  // residual undefined for none
+  BatchNormParams params;
+};
+BnPreluCall prepare_bn_prelu(const at::Tensor& input, const at::Tensor& mean,
+                             const at::Tensor& invstd, const std::optional<at::Tensor>& weight,
+                             const std::optional<at::Tensor>& bias,
+                             const std::optional<at::Tensor>& prelu_weight,
+                             const std::optional<at::Tensor>& residual, bool relu);
+
+struct BnPreluBackwardCall {
+  at::Tensor x, grad;
+  BatchNormParams params;
+  at::Tensor grad_x, sum_dz, sum_dz_xhat, sum_negz;
+};
+BnPreluBackwardCall prepare_bn_prelu_backward(const at::Tensor& grad_out, const at::Tensor& input,
+                                              const at::Tensor& mean, const at::Tensor& invstd,
+                                              const std::optional<at::Tensor>& weight,
+                                              const std::optional<at::Tensor>& bias,
+                                              const std::optional<at::Tensor>& prelu_weight,
+                                              bool relu);
 
 }  // namespace pyimg

@@ -1,5 +1,5 @@
-// What every op's host code shares: the memory format of its output and the dtype its
-// kernels accumulate in.
+// What every op's host code shares: the memory format of its output, the dtype its kernels
+// accumulate in, and the checks that its tensor arguments sit with its input.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -21,5 +21,22 @@ inline bool is_channels_last(const at::Tensor& x) {
 inline at::ScalarType accumulate_type(const at::Tensor& x) {
   return x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
 }
+
+// An uninitialized tensor of x's sizes and options, in output_memory_format(x).
+at::Tensor empty_output_like(const at::Tensor& x);
+
+// How a same-device error names the two devices, after PyTorch's "Expected all tensors to be
+// on the same device, but ...": stock's "found at least two devices, cpu (input) and meta
+// (weight)", or "weight is on meta and the input on cpu".
+enum class DeviceWording { kFoundTwo, kArgumentIsOn };
+
+// Raises unless t, the argument `name`, is on the device of x, the op's input.
+void check_same_device(const at::Tensor& t, const at::Tensor& x, const char* name,
+                       DeviceWording wording);
+
+// Raises "<op>: <name> must match <input>'s device and dtype" unless t, the argument `name`,
+// has the device and dtype of x, which the message calls `input`.
+void check_device_and_dtype(const at::Tensor& t, const at::Tensor& x, const char* op,
+                            const char* name, const char* input = "the input");
 
 }  // namespace pyimg

@@ -12,17 +12,11 @@ namespace {
 
 constexpr const char* kOp = "depthwise_conv2d";
 
-void check_same_device(const at::Tensor& t, const at::Tensor& x, const char* name) {
-  TORCH_CHECK(t.device() == x.device(),
-              "Expected all tensors to be on the same device, but found at least two devices, ",
-              x.device(), " (input) and ", t.device(), " (", name, ")");
-}
-
 // A per-output-channel table as a contiguous tensor of the accumulation type.
 at::Tensor channel_table(const std::optional<at::Tensor>& t, const at::Tensor& x,
                          int64_t channels, const char* name, bool one_ok) {
   if (!t.has_value()) return {};
-  check_same_device(*t, x, name);
+  check_same_device(*t, x, name, DeviceWording::kFoundTwo);
   TORCH_CHECK(t->dim() <= 1 && (t->numel() == channels || (one_ok && t->numel() == 1)), kOp,
               ": ", name, " must be 1-D with ", channels, " element(s), but got shape ",
               t->sizes());
@@ -42,7 +36,7 @@ DepthwiseGeometry check_geometry(const at::Tensor& x, const at::Tensor& weight,
               weight.sizes(), ", expected input", x.sizes(), " to have ",
               weight.size(1) * x.size(1), " channels, but got ", x.size(1),
               " channels instead");
-  check_same_device(weight, x, "weight");
+  check_same_device(weight, x, "weight", DeviceWording::kFoundTwo);
   TORCH_CHECK(weight.scalar_type() == x.scalar_type(), "Input type (", x.scalar_type(),
               ") and weight type (", weight.scalar_type(), ") should be the same");
   TORCH_CHECK(stride.size() == 2 && padding.size() == 4 && dilation.size() == 2, kOp,
@@ -109,7 +103,7 @@ DepthwiseCall prepare_depthwise(const at::Tensor& x, const at::Tensor& weight,
   }
   call.out = at::empty({g.N, g.C_out, g.OH, g.OW}, x.options().memory_format(format));
   if (residual.has_value()) {
-    check_same_device(*residual, x, "residual");
+    check_same_device(*residual, x, "residual", DeviceWording::kFoundTwo);
     TORCH_CHECK(residual->sizes() == call.out.sizes(), kOp, ": residual has shape ",
                 residual->sizes(), " but the output has shape ", call.out.sizes());
     TORCH_CHECK(residual->scalar_type() == x.scalar_type(), kOp,

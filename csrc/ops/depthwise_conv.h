@@ -16,6 +16,7 @@
 #include <optional>
 
 #include "ops/activation.h"
+#include "ops/channel_view.h"
 
 namespace pyimg {
 
@@ -47,35 +48,50 @@ DepthwiseCall prepare_depthwise(const at::Tensor& x, const at::Tensor& weight,
                                 double negative_slope, const std::optional<at::Tensor>& residual,
                                 bool add_before_activation);
 
-// Kernel-side view of the epilogue: raw pointers, one value or one per output channel.
+// A backend's kernel: computes call.out, which has elements.
+using DepthwiseKernel = void (*)(const DepthwiseCall& call);
+
+// The op as a backend registers it: prepare_depthwise, then that backend's kernel.
+template <DepthwiseKernel kernel>
+at::Tensor depthwise_conv2d_impl(const at::Tensor& x, const at::Tensor& weight,
+                                 const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
+                                 at::IntArrayRef padding, at::IntArrayRef dilation,
+                                 const std::optional<at::Tensor>& scale,
+                                 const std::optional<at::Tensor>& shift,
+                                 c10::string_view activation,
+                                 const std::optional<at::Tensor>& prelu_weight,
+                                 double negative_slope, const std::optional<at::Tensor>& residual,
+                                 bool add_before_activation) {
+  const DepthwiseCall call =
+      prepare_depthwise(x, weight, bias, stride, padding, dilation, scale, shift, activation,
+                        prelu_weight, negative_slope, residual, add_before_activation);
+  if (call.out.numel() > 0) kernel(call);
+  return call.out;
+}
+
+// Kernel-side view of the epilogue.
 template <typename Acc>
 struct DepthwiseEpilogue {
-  const Acc* bias;
-  const Acc* scale;
-  const Acc* shift;
-  const Acc* alpha;
-  int64_t alpha_stride;  // 0: one PReLU weight (or leaky slope) for every channel
+  ChannelView<Acc> bias, scale, shift;
+  BroadcastView<Acc> alpha;  // the PReLU weight, or the leaky slope for every channel
   Activation act;
   bool add_before_activation;
 
   // The output value from the conv sum of channel co and the residual (0 without one).
   C10_HOST_DEVICE Acc apply(Acc acc, int64_t co, Acc residual) const {
-    if (bias != nullptr) acc += bias[co];
-    if (scale != nullptr) acc *= scale[co];
-    if (shift != nullptr) acc += shift[co];
+    if (bias.defined()) acc += bias[co];
+    if (scale.defined()) acc *= scale[co];
+    if (shift.defined()) acc += shift[co];
     if (add_before_activation) acc += residual;
-    acc = activate(act, acc, alpha != nullptr ? alpha[co * alpha_stride] : Acc(0));
+    acc = activate(act, acc, alpha.value_or(co, Acc(0)));
     return add_before_activation ? acc : acc + residual;
   }
 };
 
 template <typename Acc>
 DepthwiseEpilogue<Acc> epilogue_of(const DepthwiseCall& call) {
-  const auto ptr = [](const at::Tensor& t) {
-    return t.defined() ? t.const_data_ptr<Acc>() : nullptr;
-  };
-  return {ptr(call.bias), ptr(call.scale), ptr(call.shift), ptr(call.alpha),
-          call.alpha.defined() && call.alpha.numel() > 1 ? 1 : 0, call.act,
+  return {channel_view<Acc>(call.bias), channel_view<Acc>(call.scale),
+          channel_view<Acc>(call.shift), channel_view<Acc, true>(call.alpha), call.act,
           call.add_before_activation};
 }
 

@@ -21,6 +21,13 @@ int64_t pooled_size(int64_t in, int64_t k, int64_t s, int64_t p, int64_t d, bool
   return out;
 }
 
+void check_input(const at::Tensor& x, const char* op) {
+  TORCH_CHECK(x.dim() == 4, op, " expects a 4-D (N, C, H, W) input, but got ", x.dim(),
+              " dimension(s)");
+  TORCH_CHECK(at::isFloatingType(x.scalar_type()), op,
+              " expects a floating-point input, but got ", x.scalar_type());
+}
+
 void check_pairs(at::IntArrayRef a, at::IntArrayRef b, at::IntArrayRef c, const char* op) {
   TORCH_CHECK(a.size() == 2 && b.size() == 2 && c.size() == 2, op,
               ": kernel_size, stride, padding (and dilation) must be pairs");
@@ -31,10 +38,7 @@ void check_pairs(at::IntArrayRef a, at::IntArrayRef b, at::IntArrayRef c, const 
 PoolGeometry check_pool(const at::Tensor& x, at::IntArrayRef kernel_size, at::IntArrayRef stride,
                         at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode,
                         bool compact, const char* op) {
-  TORCH_CHECK(x.dim() == 4, op, " expects a 4-D (N, C, H, W) input, but got ", x.dim(),
-              " dimension(s)");
-  TORCH_CHECK(at::isFloatingType(x.scalar_type()), op,
-              " expects a floating-point input, but got ", x.scalar_type());
+  check_input(x, op);
   check_pairs(kernel_size, stride, padding, op);
   TORCH_CHECK(dilation.size() == 2, op, ": dilation must be a pair");
   PoolGeometry g{kernel_size[0], kernel_size[1], stride[0], stride[1], padding[0], padding[1],
@@ -90,10 +94,7 @@ PoolGeometry check_unpool(const at::Tensor& x, const at::Tensor& indices,
                           at::IntArrayRef kernel_size, at::IntArrayRef stride,
                           at::IntArrayRef padding, at::IntArrayRef output_size, bool compact,
                           const char* op) {
-  TORCH_CHECK(x.dim() == 4, op, " expects a 4-D (N, C, H, W) input, but got ", x.dim(),
-              " dimension(s)");
-  TORCH_CHECK(at::isFloatingType(x.scalar_type()), op,
-              " expects a floating-point input, but got ", x.scalar_type());
+  check_input(x, op);
   check_pairs(kernel_size, stride, padding, op);
   TORCH_CHECK(output_size.size() == 2, op, ": output_size must be a pair (H, W)");
   check_indices(indices, x, compact, op);
@@ -105,13 +106,17 @@ PoolGeometry check_unpool(const at::Tensor& x, const at::Tensor& indices,
   return g;
 }
 
-void check_grad_planes(const at::Tensor& grad_out, const at::Tensor& x, const char* op) {
+PoolGeometry check_unpool_backward(const at::Tensor& grad_out, const at::Tensor& x,
+                                   const at::Tensor& indices, at::IntArrayRef kernel_size,
+                                   at::IntArrayRef stride, at::IntArrayRef padding, bool compact) {
+  const char* op = "max_unpool2d_backward";
   TORCH_CHECK(grad_out.dim() == 4 && grad_out.size(0) == x.size(0) &&
                   grad_out.size(1) == x.size(1),
               op, ": grad_out has shape ", grad_out.sizes(), " but the input has shape ",
               x.sizes());
-  TORCH_CHECK(grad_out.device() == x.device() && grad_out.scalar_type() == x.scalar_type(), op,
-              ": grad_out must match the input's device and dtype");
+  check_device_and_dtype(grad_out, x, op, "grad_out");
+  return check_unpool(x, indices, kernel_size, stride, padding,
+                      {grad_out.size(2), grad_out.size(3)}, compact, op);
 }
 
 at::Tensor empty_planes(const at::Tensor& like, int64_t h, int64_t w, at::ScalarType dtype) {

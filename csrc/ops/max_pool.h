@@ -12,6 +12,7 @@
 // cover it, so every output is written once, in a fixed order, with no atomics.
 #pragma once
 
+#include <ATen/Dispatch.h>
 #include <ATen/core/Tensor.h>
 #include <c10/macros/Macros.h>
 
@@ -90,6 +91,19 @@ C10_HOST_DEVICE int64_t unpool_winner(const PoolGeometry& g, int64_t h, int64_t 
   return best;
 }
 
+// Runs the lambda given last with scalar_t = the tensors' dtype and index_t = the index
+// format's type (uint8_t when compact, else int64_t).
+#define PYIMG_DISPATCH_POOL(dtype, compact, name, ...)                         \
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, name, [&] { \
+    if (compact) {                                                             \
+      using index_t = uint8_t;                                                 \
+      __VA_ARGS__();                                                           \
+    } else {                                                                   \
+      using index_t = int64_t;                                                 \
+      __VA_ARGS__();                                                           \
+    }                                                                          \
+  })
+
 // Pool: x (N, C, H, W) -> values and indices (N, C, PH, PW).
 PoolGeometry check_pool(const at::Tensor& x, at::IntArrayRef kernel_size, at::IntArrayRef stride,
                         at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode,
@@ -104,8 +118,11 @@ PoolGeometry check_unpool(const at::Tensor& x, const at::Tensor& indices,
                           at::IntArrayRef kernel_size, at::IntArrayRef stride,
                           at::IntArrayRef padding, at::IntArrayRef output_size, bool compact,
                           const char* op);
-// grad_out of unpool: (N, C, ., .) planes of x's batch, channels, dtype and device.
-void check_grad_planes(const at::Tensor& grad_out, const at::Tensor& x, const char* op);
+// Unpool backward: grad_out (N, C, H, W) of x's batch, channels, dtype and device, and the
+// unpool's x and indices (N, C, PH, PW) -> gradient (N, C, PH, PW).
+PoolGeometry check_unpool_backward(const at::Tensor& grad_out, const at::Tensor& x,
+                                   const at::Tensor& indices, at::IntArrayRef kernel_size,
+                                   at::IntArrayRef stride, at::IntArrayRef padding, bool compact);
 
 // Outputs in output_memory_format() of the tensor they are computed from.
 at::Tensor empty_planes(const at::Tensor& like, int64_t h, int64_t w, at::ScalarType dtype);

@@ -36,8 +36,7 @@ static void check_large_tensor(const at::Tensor& large, int64_t r, const char* o
 
 static at::Tensor checked_parameter(const at::Tensor& p, const at::Tensor& x, const char* name,
                                     bool numel_ok, int64_t expected) {
-  TORCH_CHECK(p.device() == x.device(), "Expected all tensors to be on the same device, but ",
-              name, " is on ", p.device(), " and the input on ", x.device());
+  check_same_device(p, x, name, DeviceWording::kArgumentIsOn);
   TORCH_CHECK(p.scalar_type() == x.scalar_type(), name, " must have the input's dtype ",
               x.scalar_type(), ", but got ", p.scalar_type());
   TORCH_CHECK(p.dim() <= 1 && numel_ok, name, " must be 1-D with ", expected,
@@ -74,8 +73,7 @@ static void check_grad_out(const at::Tensor& grad_out, const at::Tensor& x, int6
   TORCH_CHECK(grad_out.sizes() == at::IntArrayRef(expected), "pixel_shuffle_backward: grad_out ",
               "has shape ", grad_out.sizes(), " but the forward output has shape ",
               at::IntArrayRef(expected));
-  TORCH_CHECK(grad_out.device() == x.device() && grad_out.scalar_type() == x.scalar_type(),
-              "pixel_shuffle_backward: grad_out must match x's device and dtype");
+  check_device_and_dtype(grad_out, x, "pixel_shuffle_backward", "grad_out", "x");
 }
 
 static at::Tensor empty_large(const at::Tensor& small, int64_t r) {
@@ -86,10 +84,6 @@ static at::Tensor empty_large(const at::Tensor& small, int64_t r) {
 static at::Tensor empty_small(const at::Tensor& large, int64_t r) {
   return at::empty({large.size(0), large.size(1) * r * r, large.size(2) / r, large.size(3) / r},
                    large.options().memory_format(output_memory_format(large)));
-}
-
-static at::Tensor empty_like_input(const at::Tensor& x) {
-  return at::empty(x.sizes(), x.options().memory_format(output_memory_format(x)));
 }
 
 PreparedCall prepare_shuffle(const at::Tensor& x, int64_t r, const std::optional<at::Tensor>& bias,
@@ -113,7 +107,7 @@ PreparedCall prepare_shuffle_backward(const at::Tensor& grad_out, const at::Tens
   check_small_tensor(x, r, "pixel_shuffle_backward");
   check_grad_out(grad_out, x, r);
   FusedEpilogue epilogue = check_epilogue(x, r, bias, activation, weight, negative_slope);
-  return {std::move(epilogue), empty_like_input(x)};
+  return {std::move(epilogue), empty_output_like(x)};
 }
 
 }  // namespace pyimg

@@ -13,6 +13,7 @@
 #include <optional>
 
 #include "ops/activation.h"
+#include "ops/channel_view.h"
 #include "ops/common.h"
 
 namespace pyimg {
@@ -28,29 +29,21 @@ struct FusedEpilogue {
   bool is_identity() const { return act == Activation::kNone && !bias.defined(); }
 };
 
-// Kernel-side view of FusedEpilogue: raw pointers, alpha resolved per large channel.
+// Kernel-side view of FusedEpilogue, alpha resolved per large channel.
 template <typename T, typename Acc>
 struct EpilogueView {
   Activation act;
-  const T* bias;
-  const T* weight;
-  int64_t weight_stride;  // 0 when one PReLU weight serves every channel
+  ChannelView<T> bias;      // per small channel
+  BroadcastView<T> weight;  // per large channel
   Acc slope;
 
-  C10_HOST_DEVICE Acc alpha(int64_t co) const {
-    return weight != nullptr ? static_cast<Acc>(weight[co * weight_stride]) : slope;
-  }
-  C10_HOST_DEVICE Acc bias_at(int64_t c) const {
-    return bias != nullptr ? static_cast<Acc>(bias[c]) : Acc(0);
-  }
+  C10_HOST_DEVICE Acc alpha(int64_t co) const { return weight.value_or(co, slope); }
+  C10_HOST_DEVICE Acc bias_at(int64_t c) const { return bias.value_or(c, Acc(0)); }
 };
 
 template <typename T, typename Acc>
 EpilogueView<T, Acc> view_of(const FusedEpilogue& e) {
-  return {e.act,
-          e.bias.defined() ? e.bias.const_data_ptr<T>() : nullptr,
-          e.weight.defined() ? e.weight.const_data_ptr<T>() : nullptr,
-          e.weight.defined() && e.weight.numel() > 1 ? 1 : 0,
+  return {e.act, channel_view<T>(e.bias), channel_view<T, true>(e.weight),
           static_cast<Acc>(e.negative_slope)};
 }
 

@@ -22,8 +22,8 @@
 
 #include "ops/activation.h"
 #include "ops/batch_norm.h"
+#include "ops/common.h"
 #include "ops/cpu/parallel.h"
-#include "ops/pixel_shuffle.h"
 
 namespace pyimg {
 namespace {
@@ -157,7 +157,7 @@ struct Tables {
   std::vector<Acc> mean, scale, shift, alpha, b, d;
   Acc nan_step;
 
-  Tables(const ChannelView<Acc>& v, int64_t C)
+  Tables(const BatchNormView<Acc>& v, int64_t C)
       : mean(C), scale(C), shift(C), alpha(C), b(C, Acc(0)), d(C, Acc(0)),
         nan_step(v.relu ? Acc(1) : Acc(0)) {
     for (int64_t c = 0; c < C; ++c) {
@@ -198,17 +198,13 @@ void for_each_element(const at::Tensor& x, const Tables<Acc>& t, T* out, const F
   });
 }
 
-at::Tensor empty_output(const at::Tensor& x) {
-  return at::empty(x.sizes(), x.options().memory_format(output_memory_format(x)));
-}
-
 // kAct: kPReLU (the identity with alpha 1) or kReLU, which maps -inf to 0 where a PReLU of
 // slope 0 gives 0 * -inf.
 template <typename T, bool kResidual, Activation kAct>
 void forward(const at::Tensor& x, const BatchNormParams& params, const at::Tensor& residual,
              at::Tensor& out) {
   using Acc = at::opmath_type<T>;
-  const Tables<Acc> t(channel_view<Acc>(params), x.size(1));
+  const Tables<Acc> t(batch_norm_view<Acc>(params), x.size(1));
   const T* xs = x.const_data_ptr<T>();
   const T* res = kResidual ? residual.const_data_ptr<T>() : nullptr;
   for_each_element(x, t, out.mutable_data_ptr<T>(), [&](int64_t i, const Coeffs<Acc>& k) {
@@ -257,7 +253,7 @@ void backward(const at::Tensor& grad, const at::Tensor& x, const BatchNormParams
               at::Tensor& sum_negz) {
   using Acc = at::opmath_type<T>;
   const int64_t C = x.size(1);
-  Tables<Acc> t(channel_view<Acc>(params), C);
+  Tables<Acc> t(batch_norm_view<Acc>(params), C);
   const T* gs = grad.const_data_ptr<T>();
   const T* xs = x.const_data_ptr<T>();
   const bool prelu = params.alpha.defined();
@@ -316,9 +312,8 @@ void backward(const at::Tensor& grad, const at::Tensor& x, const BatchNormParams
 }
 
 std::tuple<at::Tensor, at::Tensor> batch_norm_stats_cpu(const at::Tensor& input) {
-  const at::Tensor x = checked_input(input, "batch_norm_stats");
-  at::Tensor mean = empty_channels(x), var = empty_channels(x);
-  if (x.numel() == 0) return {mean.fill_(NAN), var.fill_(NAN)};
+  auto [x, mean, var] = prepare_stats(input);
+  if (x.numel() == 0) return {mean, var};
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "batch_norm_stats",
                                   [&] { stats<scalar_t>(x, mean, var); });
   return {mean, var};
@@ -330,12 +325,8 @@ at::Tensor bn_prelu_cpu(const at::Tensor& input, const at::Tensor& mean, const a
                         const std::optional<at::Tensor>& prelu_weight,
                         const std::optional<at::Tensor>& residual, bool /*training*/,
                         bool relu) {
-  const at::Tensor x = checked_input(input, "bn_prelu");
-  const BatchNormParams params =
-      check_params(x, mean, invstd, weight, bias, prelu_weight, relu, "bn_prelu");
-  const at::Tensor res =
-      residual.has_value() ? checked_like(*residual, x, "residual", "bn_prelu") : at::Tensor();
-  at::Tensor out = empty_output(x);
+  auto [x, res, out, params] =
+      prepare_bn_prelu(input, mean, invstd, weight, bias, prelu_weight, residual, relu);
   if (out.numel() == 0) return out;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "bn_prelu", [&] {
     constexpr Activation kReLU = Activation::kReLU, kPReLU = Activation::kPReLU;
@@ -355,17 +346,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> bn_prelu_backward_cpu
     const at::Tensor& invstd, const std::optional<at::Tensor>& weight,
     const std::optional<at::Tensor>& bias, const std::optional<at::Tensor>& prelu_weight,
     bool training, bool relu) {
-  const at::Tensor x = checked_input(input, "bn_prelu_backward");
-  const at::Tensor grad = checked_like(grad_out, x, "grad", "bn_prelu_backward");
-  const BatchNormParams params =
-      check_params(x, mean, invstd, weight, bias, prelu_weight, relu, "bn_prelu_backward");
-  at::Tensor grad_x = empty_output(x);
-  at::Tensor sum_dz = empty_channels(x), sum_dz_xhat = empty_channels(x);
-  at::Tensor sum_negz = empty_channels(x);
-  if (x.numel() == 0) {
-    for (at::Tensor* t : {&sum_dz, &sum_dz_xhat, &sum_negz}) t->zero_();
-    return {grad_x, sum_dz, sum_dz_xhat, sum_negz};
-  }
+  auto [x, grad, params, grad_x, sum_dz, sum_dz_xhat, sum_negz] = prepare_bn_prelu_backward(
+      grad_out, input, mean, invstd, weight, bias, prelu_weight, relu);
+  if (x.numel() == 0) return {grad_x, sum_dz, sum_dz_xhat, sum_negz};
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "bn_prelu_backward",
                                   [&] {
                                     backward<scalar_t>(grad, x, params, training, grad_x, sum_dz,

@@ -41,19 +41,12 @@ struct ChannelTables {
   std::vector<Acc> bias, scale, shift, alpha;
 
   explicit ChannelTables(const DepthwiseCall& call) {
+    const DepthwiseEpilogue<Acc> e = epilogue_of<Acc>(call);
     const int64_t C = call.g.C_out;
-    const auto dense = [C](const at::Tensor& t, Acc absent) {
-      std::vector<Acc> v(C, absent);
-      if (t.defined()) {
-        const Acc* p = t.const_data_ptr<Acc>();
-        for (int64_t c = 0; c < C; ++c) v[c] = p[t.numel() == 1 ? 0 : c];
-      }
-      return v;
-    };
-    bias = dense(call.bias, Acc(0));
-    scale = dense(call.scale, Acc(1));
-    shift = dense(call.shift, Acc(0));
-    alpha = dense(call.alpha, Acc(0));
+    bias = dense_table(e.bias, C, Acc(0));
+    scale = dense_table(e.scale, C, Acc(1));
+    shift = dense_table(e.shift, C, Acc(0));
+    alpha = dense_table(e.alpha, C, Acc(0));
   }
 };
 
@@ -206,20 +199,8 @@ void depthwise_channels_last(const DepthwiseCall& call) {
   });
 }
 
-at::Tensor depthwise_conv2d_cpu(const at::Tensor& x, const at::Tensor& weight,
-                                const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
-                                at::IntArrayRef padding, at::IntArrayRef dilation,
-                                const std::optional<at::Tensor>& scale,
-                                const std::optional<at::Tensor>& shift,
-                                c10::string_view activation,
-                                const std::optional<at::Tensor>& prelu_weight,
-                                double negative_slope, const std::optional<at::Tensor>& residual,
-                                bool add_before_activation) {
-  const DepthwiseCall call =
-      prepare_depthwise(x, weight, bias, stride, padding, dilation, scale, shift, activation,
-                        prelu_weight, negative_slope, residual, add_before_activation);
-  if (call.out.numel() == 0) return call.out;
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(),
+void depthwise_conv2d_cpu(const DepthwiseCall& call) {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, call.x.scalar_type(),
                                   "depthwise_conv2d_cpu", [&] {
                                     if (call.channels_last) {
                                       depthwise_channels_last<scalar_t>(call);
@@ -227,11 +208,12 @@ at::Tensor depthwise_conv2d_cpu(const at::Tensor& x, const at::Tensor& weight,
                                       depthwise_rows<scalar_t>(call);
                                     }
                                   });
-  return call.out;
 }
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(pyimg, CPU, m) { m.impl("depthwise_conv2d", &depthwise_conv2d_cpu); }
+TORCH_LIBRARY_IMPL(pyimg, CPU, m) {
+  m.impl("depthwise_conv2d", &depthwise_conv2d_impl<depthwise_conv2d_cpu>);
+}
 
 }  // namespace pyimg

@@ -18,9 +18,9 @@
 #include <utility>
 #include <vector>
 
+#include "ops/common.h"
 #include "ops/cpu/parallel.h"
 #include "ops/max_pool.h"
-#include "ops/pixel_shuffle.h"
 #include "ops/strides.h"
 
 namespace pyimg {
@@ -31,10 +31,7 @@ using cpu::grain_for;
 // AVX-512 copies of these loops (short rows of gathers and selects) ran slower than the AVX2
 // ones on AMD Zen 4: max_unpool2d (8, 64, 128, 128) 2x2, one thread, output in cache,
 // 3.7-5.1 ms against 2.6-2.8 ms. So this file stops at AVX2.
-template <typename F>
-void parallel_for(int64_t begin, int64_t end, int64_t grain, const F& task) {
-  cpu::parallel_for<cpu::Capability::kAvx2>(begin, end, grain, task);
-}
+constexpr cpu::Capability kWidest = cpu::Capability::kAvx2;
 
 // A task's unit of work: one output row, contiguous in memory. NCHW: plane row h of channel
 // c0 (channels = 1); channels_last: image row h with all C channels, element (w, c) at
@@ -49,12 +46,12 @@ void for_each_row(const at::Tensor& out, const F& f) {
   const int64_t N = out.size(0), C = out.size(1), H = out.size(2), W = out.size(3);
   if (out.numel() == 0) return;
   if (is_channels_last(out)) {
-    parallel_for(0, N * H, grain_for(W * C), [&](int64_t begin, int64_t end) {
+    cpu::parallel_for<kWidest>(0, N * H, grain_for(W * C), [&](int64_t begin, int64_t end) {
       for (int64_t row = begin; row < end; ++row) f(OutputRow{row / H, 0, C, row % H, row * W * C});
     });
     return;
   }
-  parallel_for(0, N * C * H, grain_for(W), [&](int64_t begin, int64_t end) {
+  cpu::parallel_for<kWidest>(0, N * C * H, grain_for(W), [&](int64_t begin, int64_t end) {
     for (int64_t row = begin; row < end; ++row) {
       f(OutputRow{row / (H * C), (row / H) % C, 1, row % H, row * W});
     }
@@ -243,7 +240,7 @@ void pool_channels_last(const at::Tensor& x, const PoolGeometry& g, at::Tensor& 
     kj_lo[pw] = w0 < 0 ? (-w0 + g.dw - 1) / g.dw : 0;
     for (kj_hi[pw] = kj_lo[pw]; kj_hi[pw] < g.kw && w0 + kj_hi[pw] * g.dw < g.W;) ++kj_hi[pw];
   }
-  parallel_for(0, x.size(0) * PH, grain_for(PW * C), [&](int64_t begin, int64_t end) {
+  cpu::parallel_for<kWidest>(0, x.size(0) * PH, grain_for(PW * C), [&](int64_t begin, int64_t end) {
     for (int64_t unit = begin; unit < end; ++unit) {
       const int64_t ph = unit % PH, n = unit / PH, h0 = ph * g.sh - g.pad_h;
       int64_t ki_lo = h0 < 0 ? (-h0 + g.dh - 1) / g.dh : 0, ki_hi = ki_lo;
@@ -323,7 +320,8 @@ IndexCheck validate(const at::Tensor& indices, const PoolGeometry& g) {
   const int64_t C = indices.size(1), kh = g.kh, kw = g.kw, H = g.H, W = g.W, PW = g.PW;
   const double inv_w = 1.0 / static_cast<double>(std::max<int64_t>(W, 1));
   std::atomic<bool> outside_plane{false}, outside_window{false};
-  parallel_for(0, indices.size(0) * C * g.PH, grain_for(PW), [&](int64_t begin, int64_t end) {
+  cpu::parallel_for<kWidest>(
+      0, indices.size(0) * C * g.PH, grain_for(PW), [&](int64_t begin, int64_t end) {
     bool plane_flag = false, window_flag = false;
     for (int64_t row = begin; row < end; ++row) {
       const int64_t ph = row % g.PH, c = (row / g.PH) % C, n = row / (g.PH * C);
@@ -526,7 +524,8 @@ int64_t unpool_disjoint_planes(const at::Tensor& x, const at::Tensor& indices,
   const int64_t rows_per_unit =
       std::max<int64_t>(1, (32768 / sizeof(T)) / std::max<int64_t>(g.sh * W, 1));
   const int64_t units_per_plane = (PH + rows_per_unit - 1) / rows_per_unit;
-  parallel_for(0, x.size(0) * C * units_per_plane, 1, [&](int64_t begin, int64_t end) {
+  cpu::parallel_for<kWidest>(
+      0, x.size(0) * C * units_per_plane, 1, [&](int64_t begin, int64_t end) {
     int64_t task_hits = 0;
     int32_t* target = scratch<int32_t, 0>(PW);
     T* values = scratch<T, 2>(PW);
@@ -597,7 +596,8 @@ int64_t unpool_disjoint_channels_last(const at::Tensor& x, const at::Tensor& ind
     if (pw < PW) w = std::max(w, b.col_hi[pw]);
   }
   std::atomic<int64_t> hits{0};
-  parallel_for(0, x.size(0) * PH, grain_for(PW * g.sh * C), [&](int64_t begin, int64_t end) {
+  cpu::parallel_for<kWidest>(
+      0, x.size(0) * PH, grain_for(PW * g.sh * C), [&](int64_t begin, int64_t end) {
     int64_t task_hits = 0;
     for (int64_t unit = begin; unit < end; ++unit) {
       const int64_t ph = unit % PH, n = unit / PH;
@@ -774,7 +774,8 @@ bool unpool_backward_disjoint(const at::Tensor& grad_out, const at::Tensor& indi
   const DisjointBands b(g);
   const TapTable table(g);
   std::atomic<bool> all_in_window{true};
-  parallel_for(0, indices.size(0) * C * g.PH, grain_for(PW), [&](int64_t begin, int64_t end) {
+  cpu::parallel_for<kWidest>(
+      0, indices.size(0) * C * g.PH, grain_for(PW), [&](int64_t begin, int64_t end) {
     int32_t* target = scratch<int32_t, 0>(PW);
     bool missed = false;
     for (int64_t row = begin; row < end; ++row) {
@@ -790,18 +791,6 @@ bool unpool_backward_disjoint(const at::Tensor& grad_out, const at::Tensor& indi
   });
   return all_in_window;
 }
-
-// Calls f.template operator()<scalar_t, index_t>() for x's dtype and the index format.
-#define PYIMG_DISPATCH_POOL(dtype, compact, name, ...)                                  \
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, name, [&] {          \
-    if (compact) {                                                                      \
-      using index_t = uint8_t;                                                          \
-      __VA_ARGS__();                                                                    \
-    } else {                                                                            \
-      using index_t = int64_t;                                                          \
-      __VA_ARGS__();                                                                    \
-    }                                                                                   \
-  })
 
 std::tuple<at::Tensor, at::Tensor> max_pool2d_with_indices_cpu(
     const at::Tensor& x, at::IntArrayRef kernel_size, at::IntArrayRef stride,
@@ -870,10 +859,8 @@ at::Tensor max_unpool2d_backward_cpu(const at::Tensor& grad_out, const at::Tenso
                                      const at::Tensor& indices, at::IntArrayRef kernel_size,
                                      at::IntArrayRef stride, at::IntArrayRef padding,
                                      bool compact) {
-  check_grad_planes(grad_out, x, "max_unpool2d_backward");
-  const PoolGeometry g = check_unpool(x, indices, kernel_size, stride, padding,
-                                      {grad_out.size(2), grad_out.size(3)}, compact,
-                                      "max_unpool2d_backward");
+  const PoolGeometry g =
+      check_unpool_backward(grad_out, x, indices, kernel_size, stride, padding, compact);
   at::Tensor grad_x = empty_planes(x, x.size(2), x.size(3), x.scalar_type());
   // int32 positions (unpool_backward_disjoint) need H * W < 2^31.
   if (g.sh >= g.kh && g.sw >= g.kw && g.H * g.W < std::numeric_limits<int32_t>::max()) {

@@ -25,10 +25,7 @@ using cpu::grain_for;
 // Stops at AVX2: its AVX-512 copy ran no faster on AMD Zen 4 ((1, 48, 270, 480) r4, one
 // thread: 1.30-1.57 ms against 1.34-1.64 ms), and this file's many instantiations make
 // each copy cost about a minute of compile time.
-template <typename F>
-void parallel_for(int64_t begin, int64_t end, int64_t grain, const F& task) {
-  cpu::parallel_for<cpu::Capability::kAvx2>(begin, end, grain, task);
-}
+constexpr cpu::Capability kWidest = cpu::Capability::kAvx2;
 
 // Calls f(std::integral_constant<Activation, act>) so the activation is a compile-time constant.
 template <typename F>
@@ -132,7 +129,8 @@ void shuffle(const at::Tensor& x, int64_t r, const FusedEpilogue& epilogue, at::
   with_activation(e.act, [&](auto act_constant) {
     constexpr Activation act = decltype(act_constant)::value;
     if (is_channels_last(out)) {
-      parallel_for(0, out.size(0) * Ho, grain_for(Wo * Co), [&](int64_t begin, int64_t end) {
+      cpu::parallel_for<kWidest>(
+          0, out.size(0) * Ho, grain_for(Wo * Co), [&](int64_t begin, int64_t end) {
         // The epilogue's per-channel values, unpacked once per task into branch-free tables.
         std::vector<Acc> bias(kFused ? Co * rr : 0), alpha(kFused ? Co : 0);
         for (int64_t c = 0; c < static_cast<int64_t>(bias.size()); ++c) bias[c] = e.bias_at(c);
@@ -165,7 +163,8 @@ void shuffle(const at::Tensor& x, int64_t r, const FusedEpilogue& epilogue, at::
       });
       return;
     }
-    parallel_for(0, out.size(0) * Co * Ho, grain_for(Wo), [&](int64_t begin, int64_t end) {
+    cpu::parallel_for<kWidest>(
+        0, out.size(0) * Co * Ho, grain_for(Wo), [&](int64_t begin, int64_t end) {
       for (int64_t row = begin; row < end; ++row) {
         const int64_t ho = row % Ho, co = (row / Ho) % Co, n = row / (Ho * Co);
         const int64_t c0 = co * rr + (ho % r) * r;
@@ -173,8 +172,8 @@ void shuffle(const at::Tensor& x, int64_t r, const FusedEpilogue& epilogue, at::
         T* o = dst + row * Wo;
         if constexpr (kFused) {
           const Acc alpha = e.alpha(co);
-          if (e.bias != nullptr) {
-            const T* bias = e.bias + c0;
+          if (e.bias.defined()) {
+            const T* bias = e.bias.data + c0;
             interleave(o, in, s.c, s.w, W, r, [alpha, bias](T v, int64_t j) {
               const Acc z = static_cast<Acc>(v) + static_cast<Acc>(bias[j]);
               return static_cast<T>(activate<Acc>(act, z, alpha));
@@ -217,7 +216,8 @@ void unshuffle(const at::Tensor& large, const at::Tensor& x, int64_t r,
       }
     };
     if (is_channels_last(out)) {
-      parallel_for(0, out.size(0) * H, grain_for(W * C), [&](int64_t begin, int64_t end) {
+      cpu::parallel_for<kWidest>(
+          0, out.size(0) * H, grain_for(W * C), [&](int64_t begin, int64_t end) {
         for (int64_t row = begin; row < end; ++row) {
           const int64_t h = row % H, n = row / H;
           T* o = dst + row * W * C;
@@ -238,7 +238,8 @@ void unshuffle(const at::Tensor& large, const at::Tensor& x, int64_t r,
       });
       return;
     }
-    parallel_for(0, out.size(0) * C * H, grain_for(W), [&](int64_t begin, int64_t end) {
+    cpu::parallel_for<kWidest>(
+        0, out.size(0) * C * H, grain_for(W), [&](int64_t begin, int64_t end) {
       for (int64_t row = begin; row < end; ++row) {
         const int64_t h = row % H, c = (row / H) % C, n = row / (H * C);
         const int64_t co = c / rr, i = (c % rr) / r, j = c % r;

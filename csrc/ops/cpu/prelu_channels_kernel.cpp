@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "ops/common.h"
 #include "ops/cpu/parallel.h"
 
 namespace pyimg {
@@ -74,8 +75,7 @@ void prelu_channels_cpu(at::Tensor& x, const at::Tensor& weight) {
   TORCH_CHECK(x.scalar_type() == at::kFloat || x.scalar_type() == at::kBFloat16,
               "prelu_channels_ expects a float32 or bfloat16 input, but got ", x.scalar_type());
   const int64_t N = x.size(0), C = x.size(1), HW = x.size(2) * x.size(3);
-  TORCH_CHECK(weight.device() == x.device(), "Expected all tensors to be on the same device, "
-              "but weight is on ", weight.device(), " and the input on ", x.device());
+  check_same_device(weight, x, "weight", DeviceWording::kArgumentIsOn);
   TORCH_CHECK(weight.scalar_type() == at::kFloat && (weight.numel() == C || weight.numel() == 1),
               "prelu_channels_: weight must be float32 with ", C, " or 1 element(s), but got ",
               weight.scalar_type(), " of shape ", weight.sizes());

@@ -21,12 +21,12 @@
 
 #include "ops/activation.h"
 #include "ops/batch_norm.h"
-#include "ops/pixel_shuffle.h"
+#include "ops/common.h"
+#include "ops/cuda/grid.cuh"
 
 namespace pyimg {
 namespace {
 
-constexpr int kThreads = 256;
 constexpr int64_t kValuesPerBlock = 16384;  // values of one channel a partial block covers
 constexpr int64_t kMaxSpans = 256;
 
@@ -138,17 +138,16 @@ __global__ void stats_finalize_kernel(const Moments<Acc>* __restrict__ partial, 
 }
 
 template <typename Acc>
-__device__ Acc z_of(Acc x, const ChannelView<Acc>& v, int64_t c) {
+__device__ Acc z_of(Acc x, const BatchNormView<Acc>& v, int64_t c) {
   return (x - v.mean[c]) * v.scale(c) + v.shift(c);
 }
 
 template <typename T>
 __global__ void __launch_bounds__(kThreads)
     forward_kernel(T* __restrict__ out, const T* __restrict__ x, const T* __restrict__ residual,
-                   Layout l, int64_t total, ChannelView<at::opmath_type<T>> v) {
+                   Layout l, int64_t total, BatchNormView<at::opmath_type<T>> v) {
   using Acc = at::opmath_type<T>;
-  for (int64_t i = int64_t{blockIdx.x} * kThreads + threadIdx.x; i < total;
-       i += int64_t{gridDim.x} * kThreads) {
+  PYIMG_GRID_STRIDE_LOOP(i, total) {
     const int64_t c = l.channel_at(i);
     Acc y = activate<Acc>(v.activation(), z_of(static_cast<Acc>(x[i]), v, c), v.slope(c));
     if (residual != nullptr) y += static_cast<Acc>(residual[i]);
@@ -159,7 +158,7 @@ __global__ void __launch_bounds__(kThreads)
 template <typename T>
 __global__ void __launch_bounds__(kThreads)
     grad_partial_kernel(const T* __restrict__ g, const T* __restrict__ x, Layout l, int64_t span,
-                        ChannelView<at::opmath_type<T>> v,
+                        BatchNormView<at::opmath_type<T>> v,
                         Sums<at::opmath_type<T>>* __restrict__ partial) {
   using Acc = at::opmath_type<T>;
   __shared__ Sums<Acc> shared[kThreads];
@@ -187,7 +186,7 @@ __global__ void __launch_bounds__(kThreads)
 template <typename Acc>
 __global__ void grad_finalize_kernel(const Sums<Acc>* __restrict__ partial, int64_t C,
                                      int64_t spans, Acc M, bool training, bool prelu,
-                                     ChannelView<Acc> v, Acc* __restrict__ sum_dz,
+                                     BatchNormView<Acc> v, Acc* __restrict__ sum_dz,
                                      Acc* __restrict__ sum_dz_xhat, Acc* __restrict__ sum_negz,
                                      Acc* __restrict__ coeff_b, Acc* __restrict__ coeff_d) {
   const int64_t c = int64_t{blockIdx.x} * blockDim.x + threadIdx.x;
@@ -205,12 +204,11 @@ __global__ void grad_finalize_kernel(const Sums<Acc>* __restrict__ partial, int6
 template <typename T>
 __global__ void __launch_bounds__(kThreads)
     grad_x_kernel(T* __restrict__ out, const T* __restrict__ g, const T* __restrict__ x,
-                  Layout l, int64_t total, ChannelView<at::opmath_type<T>> v,
+                  Layout l, int64_t total, BatchNormView<at::opmath_type<T>> v,
                   const at::opmath_type<T>* __restrict__ coeff_b,
                   const at::opmath_type<T>* __restrict__ coeff_d, bool training) {
   using Acc = at::opmath_type<T>;
-  for (int64_t i = int64_t{blockIdx.x} * kThreads + threadIdx.x; i < total;
-       i += int64_t{gridDim.x} * kThreads) {
+  PYIMG_GRID_STRIDE_LOOP(i, total) {
     const int64_t c = l.channel_at(i);
     const Acc xc = static_cast<Acc>(x[i]) - v.mean[c];
     const Acc scale = v.scale(c);
@@ -226,17 +224,6 @@ Layout layout_of(const at::Tensor& x) {
   return {x.size(1), HW, x.size(0) * HW, is_channels_last(x)};
 }
 
-unsigned int elementwise_grid(int64_t total) {
-  return static_cast<unsigned int>(
-      std::min<int64_t>((total + kThreads - 1) / kThreads, int64_t{1} << 20));
-}
-
-unsigned int channel_grid(int64_t C) { return static_cast<unsigned int>((C + 255) / 256); }
-
-at::Tensor empty_output(const at::Tensor& x) {
-  return at::empty(x.sizes(), x.options().memory_format(output_memory_format(x)));
-}
-
 // Scratch for S partial records of C channels, each R bytes, as a byte tensor.
 template <typename R>
 R* scratch(at::Tensor& buffer, const at::Tensor& x, int64_t count) {
@@ -245,10 +232,9 @@ R* scratch(at::Tensor& buffer, const at::Tensor& x, int64_t count) {
 }
 
 std::tuple<at::Tensor, at::Tensor> batch_norm_stats_cuda(const at::Tensor& input) {
-  const at::Tensor x = checked_input(input, "batch_norm_stats");
+  auto [x, mean, var] = prepare_stats(input);
+  if (x.numel() == 0) return {mean, var};
   const c10::cuda::CUDAGuard guard(x.device());
-  at::Tensor mean = empty_channels(x), var = empty_channels(x);
-  if (x.numel() == 0) return {mean.fill_(NAN), var.fill_(NAN)};
   const Layout l = layout_of(x);
   const Grid grid = reduction_grid(l);
   const auto stream = c10::cuda::getCurrentCUDAStream();
@@ -260,7 +246,7 @@ std::tuple<at::Tensor, at::Tensor> batch_norm_stats_cuda(const at::Tensor& input
     stats_partial_kernel<scalar_t><<<grid.blocks, grid.threads, 0, stream>>>(
         x.const_data_ptr<scalar_t>(), l, grid.span, partial);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
-    stats_finalize_kernel<Acc><<<channel_grid(l.C), 256, 0, stream>>>(
+    stats_finalize_kernel<Acc><<<grid_size(l.C), kThreads, 0, stream>>>(
         partial, l.C, grid.spans, mean.mutable_data_ptr<Acc>(), var.mutable_data_ptr<Acc>());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
@@ -273,21 +259,17 @@ at::Tensor bn_prelu_cuda(const at::Tensor& input, const at::Tensor& mean, const 
                          const std::optional<at::Tensor>& prelu_weight,
                          const std::optional<at::Tensor>& residual, bool /*training*/,
                          bool relu) {
-  const at::Tensor x = checked_input(input, "bn_prelu");
-  const BatchNormParams params =
-      check_params(x, mean, invstd, weight, bias, prelu_weight, relu, "bn_prelu");
-  const at::Tensor res =
-      residual.has_value() ? checked_like(*residual, x, "residual", "bn_prelu") : at::Tensor();
-  const c10::cuda::CUDAGuard guard(x.device());
-  at::Tensor out = empty_output(x);
+  auto [x, res, out, params] =
+      prepare_bn_prelu(input, mean, invstd, weight, bias, prelu_weight, residual, relu);
   if (out.numel() == 0) return out;
+  const c10::cuda::CUDAGuard guard(x.device());
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "bn_prelu", [&] {
     using Acc = at::opmath_type<scalar_t>;
-    forward_kernel<scalar_t><<<elementwise_grid(out.numel()), kThreads, 0,
+    forward_kernel<scalar_t><<<grid_size(out.numel()), kThreads, 0,
                                c10::cuda::getCurrentCUDAStream()>>>(
         out.mutable_data_ptr<scalar_t>(), x.const_data_ptr<scalar_t>(),
         res.defined() ? res.const_data_ptr<scalar_t>() : nullptr, layout_of(x), out.numel(),
-        channel_view<Acc>(params));
+        batch_norm_view<Acc>(params));
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
   return out;
@@ -298,18 +280,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> bn_prelu_backward_cud
     const at::Tensor& invstd, const std::optional<at::Tensor>& weight,
     const std::optional<at::Tensor>& bias, const std::optional<at::Tensor>& prelu_weight,
     bool training, bool relu) {
-  const at::Tensor x = checked_input(input, "bn_prelu_backward");
-  const at::Tensor grad = checked_like(grad_out, x, "grad", "bn_prelu_backward");
-  const BatchNormParams params =
-      check_params(x, mean, invstd, weight, bias, prelu_weight, relu, "bn_prelu_backward");
+  auto [x, grad, params, grad_x, sum_dz, sum_dz_xhat, sum_negz] = prepare_bn_prelu_backward(
+      grad_out, input, mean, invstd, weight, bias, prelu_weight, relu);
+  if (x.numel() == 0) return {grad_x, sum_dz, sum_dz_xhat, sum_negz};
   const c10::cuda::CUDAGuard guard(x.device());
-  at::Tensor grad_x = empty_output(x);
-  at::Tensor sum_dz = empty_channels(x), sum_dz_xhat = empty_channels(x);
-  at::Tensor sum_negz = empty_channels(x), coeffs = at::empty({2, x.size(1)}, sum_dz.options());
-  if (x.numel() == 0) {
-    for (at::Tensor* t : {&sum_dz, &sum_dz_xhat, &sum_negz}) t->zero_();
-    return {grad_x, sum_dz, sum_dz_xhat, sum_negz};
-  }
+  at::Tensor coeffs = at::empty({2, x.size(1)}, sum_dz.options());
   const Layout l = layout_of(x);
   const Grid grid = reduction_grid(l);
   const auto stream = c10::cuda::getCurrentCUDAStream();
@@ -317,18 +292,18 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> bn_prelu_backward_cud
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "bn_prelu_backward",
                                   [&] {
     using Acc = at::opmath_type<scalar_t>;
-    const ChannelView<Acc> v = channel_view<Acc>(params);
+    const BatchNormView<Acc> v = batch_norm_view<Acc>(params);
     auto* partial = scratch<Sums<Acc>>(buffer, x, grid.spans * l.C);
     grad_partial_kernel<scalar_t><<<grid.blocks, grid.threads, 0, stream>>>(
         grad.const_data_ptr<scalar_t>(), x.const_data_ptr<scalar_t>(), l, grid.span, v, partial);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
     Acc* coeff = coeffs.mutable_data_ptr<Acc>();
-    grad_finalize_kernel<Acc><<<channel_grid(l.C), 256, 0, stream>>>(
+    grad_finalize_kernel<Acc><<<grid_size(l.C), kThreads, 0, stream>>>(
         partial, l.C, grid.spans, static_cast<Acc>(l.M), training, params.alpha.defined(), v,
         sum_dz.mutable_data_ptr<Acc>(), sum_dz_xhat.mutable_data_ptr<Acc>(),
         sum_negz.mutable_data_ptr<Acc>(), coeff, coeff + l.C);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
-    grad_x_kernel<scalar_t><<<elementwise_grid(x.numel()), kThreads, 0, stream>>>(
+    grad_x_kernel<scalar_t><<<grid_size(x.numel()), kThreads, 0, stream>>>(
         grad_x.mutable_data_ptr<scalar_t>(), grad.const_data_ptr<scalar_t>(),
         x.const_data_ptr<scalar_t>(), l, x.numel(), v, coeff, coeff + l.C, training);
     C10_CUDA_KERNEL_LAUNCH_CHECK();

@@ -15,12 +15,11 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "ops/cuda/grid.cuh"
 #include "ops/depthwise_conv.h"
 
 namespace pyimg {
 namespace {
-
-constexpr int kThreads = 256;
 
 template <typename T, bool kChannelsLast>
 __global__ void depthwise_kernel(T* __restrict__ out, const T* __restrict__ x,
@@ -28,9 +27,7 @@ __global__ void depthwise_kernel(T* __restrict__ out, const T* __restrict__ x,
                                  const T* __restrict__ residual, DepthwiseGeometry g,
                                  int64_t numel, DepthwiseEpilogue<at::opmath_type<T>> epilogue) {
   using Acc = at::opmath_type<T>;
-  const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < numel;
-       i += step) {
+  PYIMG_GRID_STRIDE_LOOP(i, numel) {
     int64_t n, co, oh, ow;
     if (kChannelsLast) {
       co = i % g.C_out;
@@ -64,32 +61,17 @@ __global__ void depthwise_kernel(T* __restrict__ out, const T* __restrict__ x,
   }
 }
 
-at::Tensor depthwise_conv2d_cuda(const at::Tensor& x, const at::Tensor& weight,
-                                 const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
-                                 at::IntArrayRef padding, at::IntArrayRef dilation,
-                                 const std::optional<at::Tensor>& scale,
-                                 const std::optional<at::Tensor>& shift,
-                                 c10::string_view activation,
-                                 const std::optional<at::Tensor>& prelu_weight,
-                                 double negative_slope,
-                                 const std::optional<at::Tensor>& residual,
-                                 bool add_before_activation) {
-  const c10::cuda::CUDAGuard guard(x.device());
-  const DepthwiseCall call =
-      prepare_depthwise(x, weight, bias, stride, padding, dilation, scale, shift, activation,
-                        prelu_weight, negative_slope, residual, add_before_activation);
+void depthwise_conv2d_cuda(const DepthwiseCall& call) {
+  const c10::cuda::CUDAGuard guard(call.x.device());
   const int64_t numel = call.out.numel();
-  if (numel == 0) return call.out;
-  const auto blocks = static_cast<unsigned int>(
-      std::min<int64_t>((numel + kThreads - 1) / kThreads, int64_t{1} << 20));
   const auto stream = c10::cuda::getCurrentCUDAStream();
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(),
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, call.x.scalar_type(),
                                   "depthwise_conv2d_cuda", [&] {
     using Acc = at::opmath_type<scalar_t>;
     const scalar_t* res =
         call.residual.defined() ? call.residual.const_data_ptr<scalar_t>() : nullptr;
     const auto launch = [&](auto kernel) {
-      kernel<<<blocks, kThreads, 0, stream>>>(
+      kernel<<<grid_size(numel), kThreads, 0, stream>>>(
           call.out.mutable_data_ptr<scalar_t>(), call.x.const_data_ptr<scalar_t>(),
           call.taps.const_data_ptr<Acc>(), res, call.g, numel, epilogue_of<Acc>(call));
       C10_CUDA_KERNEL_LAUNCH_CHECK();
@@ -100,11 +82,12 @@ at::Tensor depthwise_conv2d_cuda(const at::Tensor& x, const at::Tensor& weight,
       launch(depthwise_kernel<scalar_t, false>);
     }
   });
-  return call.out;
 }
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(pyimg, CUDA, m) { m.impl("depthwise_conv2d", &depthwise_conv2d_cuda); }
+TORCH_LIBRARY_IMPL(pyimg, CUDA, m) {
+  m.impl("depthwise_conv2d", &depthwise_conv2d_impl<depthwise_conv2d_cuda>);
+}
 
 }  // namespace pyimg

@@ -20,19 +20,13 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "ops/common.h"
+#include "ops/cuda/grid.cuh"
 #include "ops/max_pool.h"
-#include "ops/pixel_shuffle.h"
 #include "ops/strides.h"
 
 namespace pyimg {
 namespace {
-
-constexpr int kThreads = 256;
-
-unsigned int grid_for(int64_t total) {
-  const int64_t blocks = (total + kThreads - 1) / kThreads;
-  return static_cast<unsigned int>(std::min<int64_t>(std::max<int64_t>(blocks, 1), 1 << 30));
-}
 
 // (n, c, h, w) of offset o in a contiguous (N, C, H, W) tensor of either memory format.
 struct Coords {
@@ -49,10 +43,6 @@ __device__ __forceinline__ Coords coords_of(int64_t o, int64_t C, int64_t H, int
   return {o / (W * H * C), c, h, w};
 }
 
-#define PYIMG_GRID_LOOP(o, total)                                                    \
-  for (int64_t o = blockIdx.x * int64_t{kThreads} + threadIdx.x; o < (total);        \
-       o += int64_t{gridDim.x} * kThreads)
-
 // Stock's rule: taps in row-major order, the first of equal maxima, the last NaN.
 template <typename T, typename I>
 __global__ void __launch_bounds__(kThreads)
@@ -60,7 +50,7 @@ __global__ void __launch_bounds__(kThreads)
                 Strides4 s, PoolGeometry g, int64_t C, int64_t total, bool channels_last) {
   using Acc = at::opmath_type<T>;
   constexpr bool kCompact = std::is_same_v<I, uint8_t>;
-  PYIMG_GRID_LOOP(o, total) {
+  PYIMG_GRID_STRIDE_LOOP(o, total) {
     const Coords p = coords_of(o, C, g.PH, g.PW, channels_last);
     const T* plane = x + p.n * s.n + p.c * s.c;
     const int64_t h0 = p.h * g.sh - g.pad_h, w0 = p.w * g.sw - g.pad_w;
@@ -93,7 +83,7 @@ __global__ void __launch_bounds__(kThreads)
                          int64_t total, bool channels_last) {
   using Acc = at::opmath_type<T>;
   constexpr bool kCompact = std::is_same_v<I, uint8_t>;
-  PYIMG_GRID_LOOP(o, total) {
+  PYIMG_GRID_STRIDE_LOOP(o, total) {
     const Coords p = coords_of(o, C, g.H, g.W, channels_last);
     int64_t lo_h, hi_h, lo_w, hi_w;
     covering(p.h, g.kh, g.sh, g.pad_h, g.dh, g.PH, &lo_h, &hi_h);
@@ -169,7 +159,7 @@ __global__ void __launch_bounds__(kThreads)
                   int64_t packs, bool channels_last, int* outside) {
   using Acc = at::opmath_type<T>;
   constexpr bool kCompact = std::is_same_v<I, uint8_t>;
-  PYIMG_GRID_LOOP(v, packs) {
+  PYIMG_GRID_STRIDE_LOOP(v, packs) {
     Pack<T, kVec> pack;
 #pragma unroll
     for (int j = 0; j < kVec; ++j) {
@@ -198,7 +188,7 @@ __global__ void __launch_bounds__(kThreads)
   using Acc = at::opmath_type<T>;
   constexpr bool kCompact = std::is_same_v<I, uint8_t>;
   if (!check_all && *outside == 0) return;
-  PYIMG_GRID_LOOP(e, total) {
+  PYIMG_GRID_STRIDE_LOOP(e, total) {
     const Coords p = coords_of(e, C, g.PH, g.PW, false);
     const auto load = pooled_load(x, sx, indices, si, p.n, p.c);
     Acc own;
@@ -227,7 +217,7 @@ __global__ void __launch_bounds__(kThreads)
   using Acc = at::opmath_type<T>;
   constexpr bool kCompact = std::is_same_v<I, uint8_t>;
   if (full_plane && *outside == 0) return;
-  PYIMG_GRID_LOOP(o, total) {
+  PYIMG_GRID_STRIDE_LOOP(o, total) {
     const Coords p = coords_of(o, C, g.PH, g.PW, channels_last);
     const auto load = pooled_load(x, sx, indices, si, p.n, p.c);
     Acc own;
@@ -244,18 +234,6 @@ __global__ void __launch_bounds__(kThreads)
     grad_x[o] = wins ? grad_out[p.n * sg.n + p.c * sg.c + h * sg.h + w * sg.w] : T(0);
   }
 }
-
-// Calls the lambda with scalar_t = x's dtype and index_t = the index format's type.
-#define PYIMG_DISPATCH_POOL(dtype, compact, name, ...)                         \
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, name, [&] { \
-    if (compact) {                                                             \
-      using index_t = uint8_t;                                                 \
-      __VA_ARGS__();                                                           \
-    } else {                                                                   \
-      using index_t = int64_t;                                                 \
-      __VA_ARGS__();                                                           \
-    }                                                                          \
-  })
 
 // The flag the unpool kernels raise on a flat index outside its window.
 at::Tensor outside_flag(const at::Tensor& like) {
@@ -274,7 +252,7 @@ std::tuple<at::Tensor, at::Tensor> max_pool2d_with_indices_cuda(
   if (total == 0) return {out, indices};
   PYIMG_DISPATCH_POOL(x.scalar_type(), compact, "max_pool2d_with_indices_cuda", [&] {
     pool_kernel<scalar_t, index_t>
-        <<<grid_for(total), kThreads, 0, c10::cuda::getCurrentCUDAStream()>>>(
+        <<<grid_size(total), kThreads, 0, c10::cuda::getCurrentCUDAStream()>>>(
             out.mutable_data_ptr<scalar_t>(), indices.mutable_data_ptr<index_t>(),
             x.const_data_ptr<scalar_t>(), strides_of(x), g, x.size(1), total,
             is_channels_last(out));
@@ -298,7 +276,7 @@ at::Tensor max_pool2d_with_indices_backward_cuda(const at::Tensor& grad_out,
   PYIMG_DISPATCH_POOL(grad_out.scalar_type(), compact, "max_pool2d_with_indices_backward_cuda",
                       [&] {
                         pool_backward_kernel<scalar_t, index_t>
-                            <<<grid_for(total), kThreads, 0,
+                            <<<grid_size(total), kThreads, 0,
                                c10::cuda::getCurrentCUDAStream()>>>(
                                 grad_x.mutable_data_ptr<scalar_t>(),
                                 grad_out.const_data_ptr<scalar_t>(), strides_of(grad_out),
@@ -337,7 +315,7 @@ at::Tensor max_unpool2d_cuda(const at::Tensor& x, const at::Tensor& indices,
     const auto launch = [&](auto vec) {
       constexpr int kVec = decltype(vec)::value;
       const int64_t packs = out.numel() / kVec;
-      unpool_kernel<scalar_t, index_t, kVec><<<grid_for(packs), kThreads, 0, stream>>>(
+      unpool_kernel<scalar_t, index_t, kVec><<<grid_size(packs), kThreads, 0, stream>>>(
           out.mutable_data_ptr<scalar_t>(), x.const_data_ptr<scalar_t>(), strides_of(x),
           indices.const_data_ptr<index_t>(), strides_of(indices), g, x.size(1), packs,
           is_channels_last(out), outside.mutable_data_ptr<int>());
@@ -348,7 +326,7 @@ at::Tensor max_unpool2d_cuda(const at::Tensor& x, const at::Tensor& indices,
     } else {
       launch(std::integral_constant<int, 1>{});
     }
-    unpool_fixup_kernel<scalar_t, index_t><<<grid_for(x.numel()), kThreads, 0, stream>>>(
+    unpool_fixup_kernel<scalar_t, index_t><<<grid_size(x.numel()), kThreads, 0, stream>>>(
         out.mutable_data_ptr<scalar_t>(), strides_of(out), x.const_data_ptr<scalar_t>(),
         strides_of(x), indices.const_data_ptr<index_t>(), strides_of(indices), g, x.size(1),
         x.numel(), outside.const_data_ptr<int>(), !g.windows_meet_plane());
@@ -361,10 +339,8 @@ at::Tensor max_unpool2d_backward_cuda(const at::Tensor& grad_out, const at::Tens
                                       const at::Tensor& indices, at::IntArrayRef kernel_size,
                                       at::IntArrayRef stride, at::IntArrayRef padding,
                                       bool compact) {
-  check_grad_planes(grad_out, x, "max_unpool2d_backward");
-  const PoolGeometry g = check_unpool(x, indices, kernel_size, stride, padding,
-                                      {grad_out.size(2), grad_out.size(3)}, compact,
-                                      "max_unpool2d_backward");
+  const PoolGeometry g =
+      check_unpool_backward(grad_out, x, indices, kernel_size, stride, padding, compact);
   const c10::cuda::CUDAGuard guard(x.device());
   at::Tensor grad_x = empty_planes(x, x.size(2), x.size(3), x.scalar_type());
   const int64_t total = grad_x.numel();
@@ -374,7 +350,7 @@ at::Tensor max_unpool2d_backward_cuda(const at::Tensor& grad_out, const at::Tens
   PYIMG_DISPATCH_POOL(x.scalar_type(), compact, "max_unpool2d_backward_cuda", [&] {
     // The covering-windows pass, then the whole-plane pass that runs only if it was needed.
     for (const bool full_plane : {false, true}) {
-      unpool_backward_kernel<scalar_t, index_t><<<grid_for(total), kThreads, 0, stream>>>(
+      unpool_backward_kernel<scalar_t, index_t><<<grid_size(total), kThreads, 0, stream>>>(
           grad_x.mutable_data_ptr<scalar_t>(), grad_out.const_data_ptr<scalar_t>(),
           strides_of(grad_out), x.const_data_ptr<scalar_t>(), strides_of(x),
           indices.const_data_ptr<index_t>(), strides_of(indices), g, x.size(1), total,

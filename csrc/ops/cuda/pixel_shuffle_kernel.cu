@@ -16,13 +16,12 @@
 
 #include <cstdint>
 
+#include "ops/cuda/grid.cuh"
 #include "ops/pixel_shuffle.h"
 #include "ops/strides.h"
 
 namespace pyimg {
 namespace {
-
-constexpr int kThreads = 256;
 
 template <typename T>
 constexpr int vec_width() {
@@ -76,11 +75,6 @@ __device__ __forceinline__ void store_chunk(T* out, const T (&v)[kVec], int coun
   }
 }
 
-unsigned int grid_for(int64_t total_chunks) {
-  const int64_t blocks = (total_chunks + kThreads - 1) / kThreads;
-  return static_cast<unsigned int>(std::min<int64_t>(blocks, int64_t{1} << 30));
-}
-
 // small (N, Co*r*r, H, W) -> large (N, Co, H*r, W*r); fused: act(x + bias[c]).
 template <typename T, bool kFused>
 __global__ void __launch_bounds__(kThreads)
@@ -97,8 +91,7 @@ __global__ void __launch_bounds__(kThreads)
       return v;
     }
   };
-  for (int64_t t = blockIdx.x * int64_t{kThreads} + threadIdx.x; t < rows.total_chunks;
-       t += int64_t{gridDim.x} * kThreads) {
+  PYIMG_GRID_STRIDE_LOOP(t, rows.total_chunks) {
     const auto [row, k0, count] = rows.chunk<kVec>(t);
     T v[kVec];
     if (channels_last) {
@@ -147,8 +140,7 @@ __global__ void __launch_bounds__(kThreads)
       return g;
     }
   };
-  for (int64_t t = blockIdx.x * int64_t{kThreads} + threadIdx.x; t < rows.total_chunks;
-       t += int64_t{gridDim.x} * kThreads) {
+  PYIMG_GRID_STRIDE_LOOP(t, rows.total_chunks) {
     const auto [row, k0, count] = rows.chunk<kVec>(t);
     T v[kVec];
     if (channels_last) {
@@ -190,7 +182,7 @@ void launch_shuffle(const at::Tensor& x, int64_t r, const FusedEpilogue& epilogu
   const bool cl = is_channels_last(out);
   const Rows rows = rows_of<T>(out, cl);
   shuffle_kernel<T, kFused>
-      <<<grid_for(rows.total_chunks), kThreads, 0, c10::cuda::getCurrentCUDAStream()>>>(
+      <<<grid_size(rows.total_chunks), kThreads, 0, c10::cuda::getCurrentCUDAStream()>>>(
           out.mutable_data_ptr<T>(), x.const_data_ptr<T>(), strides_of(x), out.size(1),
           out.size(2), out.size(3), r, cl, rows, view_of<T, at::opmath_type<T>>(epilogue));
   C10_CUDA_KERNEL_LAUNCH_CHECK();
@@ -202,7 +194,7 @@ void launch_unshuffle(const at::Tensor& large, const at::Tensor& x, int64_t r,
   const bool cl = is_channels_last(out);
   const Rows rows = rows_of<T>(out, cl);
   unshuffle_kernel<T, kFused>
-      <<<grid_for(rows.total_chunks), kThreads, 0, c10::cuda::getCurrentCUDAStream()>>>(
+      <<<grid_size(rows.total_chunks), kThreads, 0, c10::cuda::getCurrentCUDAStream()>>>(
           out.mutable_data_ptr<T>(), large.const_data_ptr<T>(), strides_of(large),
           kFused ? x.const_data_ptr<T>() : nullptr, kFused ? strides_of(x) : Strides4{0, 0, 0, 0},
           out.size(1), out.size(2), out.size(3), r, cl, rows,
