@@ -232,6 +232,25 @@ def test_gradcheck_through_the_entry(served):
     assert served and all(served)
 
 
+def test_odd_unit_strides_are_made_canonical(served):
+    # A channels_last x whose size-1 H carries another stride than channels_last's own, and a
+    # channels_last weight: the entry gives the convolution the formats' own strides (as the
+    # Python path), with the contiguous inputs' values and gradients.
+    x = rand(1, 4, 1, 3, dtype=torch.float64)
+    weight = rand(2, 4, 1, 1, dtype=torch.float64)
+    odd = torch.empty(12, dtype=x.dtype).as_strided(x.shape, (12, 1, 5, 4)).copy_(x)
+    cl_weight = weight.contiguous(memory_format=torch.channels_last)
+    g = rand(1, 2, 1, 3, dtype=torch.float64)
+    results = []
+    for xi, wi, fn in ((odd, cl_weight, pyimg.ops.conv2d), (x, weight, F.conv2d)):
+        xi, wi = xi.detach().requires_grad_(), wi.detach().requires_grad_()
+        y = fn(xi, wi, None, 1, 0, 1, 1)
+        results.append((y, *torch.autograd.grad(y, (xi, wi), g)))
+    assert served == [True]
+    for ours, expected in zip(*results, strict=True):
+        torch.testing.assert_close(ours, expected)
+
+
 # -- declined calls --------------------------------------------------------------------------
 
 
