@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 
 from pyimg import _backend
-from pyimg._extension import eager
 from pyimg._activation import apply_activation, check_activation
+from pyimg._extension import eager
 from pyimg._format import empty_like_format, in_dtype, output_memory_format
 from pyimg.ops._common import check_4d, unsupported_dtype
 from pyimg.ops._registry import ByBackend, Op, register
