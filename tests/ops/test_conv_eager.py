@@ -31,6 +31,16 @@ def _devices():
 pytestmark = pytest.mark.skipif(not _extension.loaded(), reason="no compiled extension")
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    # Hundreds of convolutions of tiny tensors: on a loaded machine, waits at each parallel
+    # region's barrier made this file 30x slower with two threads.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(params=_devices())
 def device(request):
     previous = torch.backends.cudnn.allow_tf32
