@@ -31,4 +31,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   pyimg::eager::bind_pixel_shuffle(eager);
   pyimg::eager::bind_max_pool(eager);
   pyimg::eager::bind_batch_norm(eager);
+  pyimg::eager::bind_conv2d(eager);
 }

@@ -47,22 +47,28 @@ bool serves(const at::Tensor& x);
 // that requires grad, or a forward-mode tangent); the call then passes the Autograd key.
 bool records_gradient(std::initializer_list<const at::Tensor*> inputs);
 
-// Calls op with the GIL released, below the Autograd key when there is nothing to record
-// (the autograd kernel would only redispatch).
-template <class Result, class... Args, class... Given>
-py::object call(const c10::TypedOperatorHandle<Result(Args...)>& op, bool record,
-                const Given&... args) {
-  Result result;
+// Runs compute() with the GIL released, below the Autograd key when there is nothing to
+// record (autograd kernels would only redispatch).
+template <class Compute>
+py::object run(bool record, const Compute& compute) {
+  decltype(compute()) result;
   {
     py::gil_scoped_release no_gil;
     if (record) {
-      result = op.call(args...);
+      result = compute();
     } else {
       at::AutoDispatchBelowADInplaceOrView below_autograd;
-      result = op.call(args...);
+      result = compute();
     }
   }
   return py::cast(std::move(result));
+}
+
+// Calls op as run does.
+template <class Result, class... Args, class... Given>
+py::object call(const c10::TypedOperatorHandle<Result(Args...)>& op, bool record,
+                const Given&... args) {
+  return run(record, [&] { return op.call(args...); });
 }
 
 // The registered op pyimg::name with C++ signature Signature, looked up once per entry.
@@ -74,5 +80,6 @@ c10::TypedOperatorHandle<Signature> typed_op(const char* name) {
 void bind_pixel_shuffle(py::module_& m);
 void bind_max_pool(py::module_& m);
 void bind_batch_norm(py::module_& m);
+void bind_conv2d(py::module_& m);
 
 }  // namespace pyimg::eager
