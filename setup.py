@@ -56,7 +56,7 @@ def _extension():
     debug = os.environ.get("PYIMG_DEBUG") == "1"
     sources = sorted(glob.glob("csrc/*.cpp") + glob.glob("csrc/ops/*.cpp"))
     sources += sorted(glob.glob("csrc/ops/cpu/*.cpp"))
-    sources += sorted(glob.glob("csrc/ops/autograd/*.cpp"))
+    sources += sorted(glob.glob("csrc/ops/autograd/*.cpp") + glob.glob("csrc/python/*.cpp"))
     cxx = ["-O0", "-g"] if debug else ["-O3"]
     # ATen's parallel_for is an inline OpenMP region: without -fopenmp it runs one thread.
     cxx += ["-fopenmp"]

@@ -28,6 +28,10 @@ else:
 
 BUILD_INFO: dict = _C.build_info() if _C is not None else {}
 
+# The ops' eager entry points (csrc/python/eager.h): each returns None for a call it does not
+# serve, which then takes the Python path.
+eager = _C.eager if _C is not None else None
+
 
 def loaded() -> bool:
     return _C is not None

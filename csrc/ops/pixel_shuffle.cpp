@@ -52,15 +52,17 @@ static FusedEpilogue check_epilogue(const at::Tensor& small, int64_t r,
   e.negative_slope = negative_slope;
   const int64_t channels = small.size(1);
   const int64_t large_channels = channels / (r * r);
-  if (bias.has_value()) {
-    e.bias = checked_parameter(*bias, small, "bias", bias->numel() == channels, channels);
-  }
-  TORCH_CHECK(weight.has_value() == (e.act == Activation::kPReLU),
-              "a weight is given exactly when activation='prelu'");
+  // In the order of the Python checks (pyimg/_activation.py), so a call with several faults
+  // names the same one on every backend.
+  TORCH_CHECK_VALUE(weight.has_value() == (e.act == Activation::kPReLU),
+                    "a weight is given exactly when activation='prelu'");
   if (weight.has_value()) {
     const int64_t n = weight->numel();
     e.weight = checked_parameter(*weight, small, "PReLU weight", n == 1 || n == large_channels,
                                  large_channels);
+  }
+  if (bias.has_value()) {
+    e.bias = checked_parameter(*bias, small, "bias", bias->numel() == channels, channels);
   }
   return e;
 }

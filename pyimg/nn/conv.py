@@ -75,13 +75,16 @@ class Conv2dBNAct(CachesForEval):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         conv, bn = self.conv, self.bn
-        foldable = bn.running_mean is not None and bn.running_var is not None
-        if self.training or not foldable or conv.padding_mode != "zeros":
+        if self.training or conv.padding_mode != "zeros":
+            return self._forward_unfolded(x)
+        # Each read of a module's parameter or buffer costs as much as the op's own checks:
+        # read once.
+        sources = (bn.running_mean, bn.running_var, bn.weight, bn.bias)
+        if sources[0] is None or sources[1] is None:
             return self._forward_unfolded(x)
         acc = accumulate_dtype(x)
-        scale, shift = self._fold.get(
-            (bn.running_mean, bn.running_var, bn.weight, bn.bias),
-            lambda: batch_norm_scale_shift(bn, acc), (acc, bn.eps))
+        scale, shift = self._fold.get(sources, lambda: batch_norm_scale_shift(bn, acc),
+                                      (acc, bn.eps))
         prelu_weight = self.act.weight if self.activation == "prelu" else None
         return conv2d(x, conv.weight, conv.bias, conv.stride, conv.padding, conv.dilation,
                       conv.groups, scale=scale, shift=shift, activation=self.activation,

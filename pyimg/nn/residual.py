@@ -93,18 +93,25 @@ class ResidualBlock(CachesForEval):
         self._folds.clear()
 
     def _folds_for(self, acc: torch.dtype):
+        """((scale1, shift1), (scale2, shift2)) for inputs that accumulate in acc; None when
+        a BatchNorm keeps no running statistics."""
         bn1, bn2 = self.bn1, self.bn2
+        # Each read of a module's parameter or buffer costs as much as the op's own checks:
+        # read once.
+        sources = (bn1.running_mean, bn1.running_var, bn1.weight, bn1.bias,
+                   bn2.running_mean, bn2.running_var, bn2.weight, bn2.bias)
+        if sources[0] is None or sources[4] is None:
+            return None
         return self._folds.get(
-            (bn1.running_mean, bn1.running_var, bn1.weight, bn1.bias,
-             bn2.running_mean, bn2.running_var, bn2.weight, bn2.bias),
+            sources,
             lambda: (batch_norm_scale_shift(bn1, acc), batch_norm_scale_shift(bn2, acc)),
             (acc, bn1.eps, bn2.eps))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        foldable = self.bn1.running_mean is not None and self.bn2.running_mean is not None
-        if self.training or not foldable:
+        folds = None if self.training else self._folds_for(accumulate_dtype(x))
+        if folds is None:
             return self._forward_unfolded(x)
-        (scale1, shift1), (scale2, shift2) = self._folds_for(accumulate_dtype(x))
+        (scale1, shift1), (scale2, shift2) = folds
         conv1, conv2 = self.conv1, self.conv2
         y = conv2d(x, conv1.weight, conv1.bias, conv1.stride, conv1.padding, conv1.dilation,
                    conv1.groups, scale=scale1, shift=shift1, activation="prelu",

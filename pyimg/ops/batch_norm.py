@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from pyimg import _backend
+from pyimg._extension import eager
 from pyimg._format import (
     accumulate_dtype,
     empty_like_format,
@@ -263,6 +264,11 @@ def _update_running_stats(running_mean, running_var, mean, var, count: int,
 
 def _batch_norm_fused(x, running_mean, running_var, weight, bias, prelu_weight, training,
                       momentum, eps, residual, op, relu=False):
+    if eager is not None and not torch.compiler.is_compiling():
+        y = eager.batch_norm_fused(x, running_mean, running_var, weight, bias, prelu_weight,
+                                   training, momentum, eps, residual, relu)
+        if y is not None:
+            return y
     _check_input(x, running_mean, running_var, training, residual)
     for t, name in ((running_mean, "running_mean"), (running_var, "running_var"),
                     (weight, "weight"), (bias, "bias")):

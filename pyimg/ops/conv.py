@@ -35,6 +35,7 @@ import torch.nn.functional as F
 
 from pyimg import _backend
 from pyimg._activation import apply_activation
+from pyimg._extension import eager
 from pyimg._format import (
     accumulate_dtype,
     in_dtype,
@@ -169,6 +170,12 @@ def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
     ``upscale_factor``. padding: int, pair, 'same' or 'valid', as F.conv2d. Differentiable in
     every tensor. x is (N, C, H, W) or unbatched (C, H, W); the output keeps x's memory format.
     """
+    if eager is not None and not torch.compiler.is_compiling():
+        y = eager.conv2d(x, weight, bias, stride, padding, dilation, groups, scale, shift,
+                         activation, prelu_weight, negative_slope, residual,
+                         add_before_activation, upscale_factor)
+        if y is not None:
+            return y
     if torch.is_autocast_enabled(x.device.type) and x.is_floating_point():
         # As stock convolution under autocast: the convolution in the autocast dtype.
         dtype = torch.get_autocast_dtype(x.device.type)

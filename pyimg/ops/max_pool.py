@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from torch.fx.experimental.symbolic_shapes import statically_known_true
 
 from pyimg import _backend
+from pyimg._extension import eager
 from pyimg._format import empty_like_format, output_memory_format
 from pyimg.ops._common import check_4d, unsupported_dtype
 from pyimg.ops._registry import ByBackend, callable_op, register
@@ -464,6 +465,11 @@ def max_pool2d_with_indices(x: torch.Tensor, kernel_size, stride=None, padding=0
     """``F.max_pool2d(x, ..., return_indices=True)``: (values, indices) of (C, H, W) or
     (N, C, H, W) x, differentiable in x. ``compact=True`` returns uint8 window taps instead
     of int64 plane positions (see the module docstring for when they are valid)."""
+    if eager is not None and not torch.compiler.is_compiling():
+        out = eager.max_pool2d_with_indices(x, kernel_size, stride, padding, dilation,
+                                            ceil_mode, compact)
+        if out is not None:
+            return out
     _check_input(x, "max_pool2d")
     args = _pool_args(kernel_size, stride, padding, dilation)
     x4 = x.unsqueeze(0) if x.dim() == 3 else x
@@ -483,6 +489,10 @@ def max_unpool2d(x: torch.Tensor, indices: torch.Tensor, kernel_size, stride=Non
     one position the largest value wins (NaN largest; ties: the lowest pooled position), on
     every backend; an index outside the output plane raises RuntimeError (on the ``cuda``
     backend a device-side assert, as stock's)."""
+    if eager is not None and not torch.compiler.is_compiling():
+        y = eager.max_unpool2d(x, indices, kernel_size, stride, padding, output_size)
+        if y is not None:
+            return y
     _check_input(x, "max_unpool2d")
     compact = _index_format(indices)
     kernel, stride, padding, _ = _pool_args(kernel_size, stride, padding, 1)

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from pyimg import _backend
 from pyimg._activation import apply_activation, check_activation
+from pyimg._extension import eager
 from pyimg._format import empty_like_format, in_dtype, output_memory_format
 from pyimg.ops._common import check_4d, check_same_device, unsupported_dtype
 from pyimg.ops._registry import ByBackend, callable_op, register
@@ -252,6 +253,10 @@ def pixel_shuffle(x: torch.Tensor, upscale_factor: int, bias: torch.Tensor | Non
     ``weight`` is the PReLU weight (1 or C values); ``negative_slope`` that of leaky_relu.
     Differentiable in x, bias and weight. The output keeps x's memory format.
     """
+    if eager is not None and not torch.compiler.is_compiling():
+        y = eager.pixel_shuffle(x, upscale_factor, bias, activation, weight, negative_slope)
+        if y is not None:
+            return y
     _check_rank(x, "pixel_shuffle")
     r = upscale_factor
     if bias is not None:
@@ -260,10 +265,6 @@ def pixel_shuffle(x: torch.Tensor, upscale_factor: int, bias: torch.Tensor | Non
         bias = in_dtype(bias, x.dtype)
     weight = in_dtype(weight, x.dtype)
     x4 = _as_4d(x)
-    if (weight is not None) != (activation == "prelu"):
-        # The C++ op raises RuntimeError for this; the Python check raises ValueError, after
-        # the checks stock makes.
-        check_shuffle(x4, r, bias, activation, weight)
     backend = _backend.choose("pixel_shuffle", x.device, unsupported_dtype(x))
     if backend == "torch":
         check_shuffle(x4, r, bias, activation, weight)
@@ -276,6 +277,10 @@ def pixel_shuffle(x: torch.Tensor, upscale_factor: int, bias: torch.Tensor | Non
 def pixel_unshuffle(x: torch.Tensor, downscale_factor: int) -> torch.Tensor:
     """Rearrange (*, C, H*r, W*r) into (*, C*r*r, H, W), as
     ``torch.nn.functional.pixel_unshuffle``; the inverse of ``pixel_shuffle``."""
+    if eager is not None and not torch.compiler.is_compiling():
+        y = eager.pixel_unshuffle(x, downscale_factor)
+        if y is not None:
+            return y
     _check_rank(x, "pixel_unshuffle")
     x4 = _as_4d(x)
     backend = _backend.choose("pixel_unshuffle", x.device, unsupported_dtype(x))

@@ -79,11 +79,10 @@ def _shuffle_cases():
         "public input 2-D": Case(
             "pixel_shuffle", RuntimeError, "at least 3 dimensions",
             public=lambda: ops.pixel_shuffle(_randn(4, 4), 2), by_public=True),
-        # The C++ op raises RuntimeError here: the public function checks first.
         "weight without prelu": Case(
             "pixel_shuffle", ValueError, "exactly when",
-            public=lambda: ops.pixel_shuffle(x8(), 2, None, "relu", torch.ones(1)),
-            by_public=True),
+            lambda: (x8(), 2, None, "relu", torch.ones(1)),
+            lambda: ops.pixel_shuffle(x8(), 2, None, "relu", torch.ones(1))),
         "height not divisible": Case(
             "pixel_unshuffle", RuntimeError, "height to be divisible by downscale_factor",
             lambda: (_randn(1, 1, 5, 4), 2), lambda: ops.pixel_unshuffle(_randn(1, 1, 5, 4), 2)),

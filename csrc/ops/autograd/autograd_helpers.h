@@ -11,17 +11,22 @@
 
 namespace pyimg {
 
-inline bool requires_grad_of(const at::Tensor& t) { return t.defined() && t.requires_grad(); }
-inline bool requires_grad_of(const std::optional<at::Tensor>& t) {
-  return t.has_value() && requires_grad_of(*t);
+// A forward-mode tangent counts too: below Autograd it would be dropped without a word, while
+// the autograd kernels refuse it (they have no forward-mode formula).
+inline bool records_gradient_of(const at::Tensor& t, bool grad_mode) {
+  return t.defined() && ((grad_mode && t.requires_grad()) || t._fw_grad(/*level=*/0).defined());
+}
+inline bool records_gradient_of(const std::optional<at::Tensor>& t, bool grad_mode) {
+  return t.has_value() && records_gradient_of(*t, grad_mode);
 }
 
-// Whether a call records a gradient: grad mode on and an input that requires grad. Otherwise
-// the kernels run below Autograd without building a node, as a Python autograd kernel
-// registered by torch.library.register_autograd does.
+// Whether a call records a gradient: grad mode on and an input that requires grad, or an
+// input with a forward-mode tangent. Otherwise the kernels run below Autograd without building
+// a node, as a Python autograd kernel registered by torch.library.register_autograd does.
 template <typename... Tensors>
 bool records_gradient(const Tensors&... tensors) {
-  return at::GradMode::is_enabled() && (requires_grad_of(tensors) || ...);
+  const bool grad_mode = at::GradMode::is_enabled();
+  return (records_gradient_of(tensors, grad_mode) || ...);
 }
 
 // The gradients compute() returns, computed without recording; when the backward itself is
