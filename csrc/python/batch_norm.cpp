@@ -5,6 +5,8 @@
 // tensors of another device or size, relu with a PReLU weight.
 #include "python/eager.h"
 
+#include "ops/common.h"
+
 #include <c10/core/GradMode.h>
 
 namespace pyimg::eager {
@@ -21,12 +23,6 @@ static bool fits_channels(const std::optional<at::Tensor>& t, const at::Tensor& 
   const int64_t n = t->numel();
   return t->device() == x.device() && t->dim() == 1 &&
          (n == x.size(1) || (one_ok && n == 1));
-}
-
-static std::optional<at::Tensor> in_dtype(const std::optional<at::Tensor>& t,
-                                          at::ScalarType dtype) {
-  if (!t.has_value() || t->scalar_type() == dtype) return t;
-  return t->to(dtype);
 }
 
 // As ATen: running = (1 - momentum) * running + momentum * batch, the variance unbiased; an
@@ -73,7 +69,7 @@ static py::object batch_norm_fused(py::handle x_obj, py::handle running_mean_obj
       !fits_channels(bias, x, false) || !fits_channels(prelu_weight, x, true)) {
     return py::none();
   }
-  const at::ScalarType acc = x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  const at::ScalarType acc = accumulate_type(x);
   at::Tensor mean, var;
   if (training) {
     static const auto stats = typed_op<StatsSignature>("pyimg::batch_norm_stats");

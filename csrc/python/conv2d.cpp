@@ -109,11 +109,6 @@ bool ordinary(const Call& c) {
 
 // -- the composition, as _conv_then_epilogue ------------------------------------------------
 
-std::optional<at::Tensor> in_dtype(const std::optional<at::Tensor>& t, at::ScalarType dtype) {
-  if (!t || t->scalar_type() == dtype) return t;
-  return t->to(dtype);
-}
-
 // with_canonical_strides in pyimg/_format.py: stock's convolution gradients misread some
 // layouts whose size-1 dimensions carry other strides than their format's own.
 at::Tensor with_canonical_strides(const at::Tensor& t) {

@@ -39,6 +39,14 @@ bool unpack(py::handle obj, bool& out);
 // An int, or a list / tuple of one or two ints, as (height, width): stock pooling's pairs.
 bool unpack(py::handle obj, std::array<int64_t, 2>& out);
 
+// t converted to dtype (None stays None; no copy when it has that dtype already), as
+// pyimg._format.in_dtype: the entries convert several small parameters per call.
+inline std::optional<at::Tensor> in_dtype(const std::optional<at::Tensor>& t,
+                                          at::ScalarType dtype) {
+  if (!t.has_value() || t->scalar_type() == dtype) return t;
+  return t->to(dtype);
+}
+
 // Whether pyimg's backend choice sends a call on x to the C++ op: the backend forced with
 // pyimg.use_backend / PYIMG_BACKEND is none or x's device type, the extension has kernels for
 // that device, and they take x's dtype.

@@ -8,12 +8,6 @@ using ShuffleSignature = at::Tensor(const at::Tensor&, int64_t, const std::optio
                                     c10::string_view, const std::optional<at::Tensor>&, double);
 using UnshuffleSignature = at::Tensor(const at::Tensor&, int64_t);
 
-static std::optional<at::Tensor> in_dtype(const std::optional<at::Tensor>& t,
-                                          at::ScalarType dtype) {
-  if (!t.has_value() || t->scalar_type() == dtype) return t;
-  return t->to(dtype);
-}
-
 static py::object pixel_shuffle(py::handle x_obj, py::handle r_obj, py::handle bias_obj,
                                 py::handle activation_obj, py::handle weight_obj,
                                 py::handle slope_obj) {
