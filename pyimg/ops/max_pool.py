@@ -262,10 +262,20 @@ def _has_taps(pooled, size, k, s, p, d, device) -> torch.Tensor:
     return ((taps >= 0) & (taps < size)).any(1)
 
 
+def _capturing(t: torch.Tensor) -> bool:
+    """Whether t's stream is being captured into a CUDA graph, where reading a value back to
+    the host is an error."""
+    return t.is_cuda and torch.cuda.is_current_stream_capturing()
+
+
 def _checked_flat(indices, g: PoolGeometry, compact: bool) -> torch.Tensor:
     flat = flat_from_compact(indices, g) if compact else indices
     bad = (flat < 0) | (flat >= g.H * g.W)
-    if bad.any():
+    if _capturing(flat):
+        # Checked on the device: a bad index fails the replay with this message.
+        torch._assert_async(~bad.any(), f"Found an invalid max index (output volumes are of "
+                                        f"size {g.H}x{g.W})")
+    elif bad.any():
         raise RuntimeError(f"Found an invalid max index: {indices[bad][0].item()} (output "
                            f"volumes are of size {g.H}x{g.W})")
     return flat
@@ -348,10 +358,13 @@ def _pool_backward_triton(grad_out: torch.Tensor, indices: torch.Tensor, input_s
 
 def _in_window(indices, g: PoolGeometry, compact: bool) -> bool:
     """Validates (raises on an index outside the plane) and says whether every index lies in
-    its own window, where the Triton gather kernels apply."""
+    its own window, where the Triton gather kernels apply. While a CUDA graph is captured that
+    cannot be read back, so arbitrary indices are assumed: the general path is sync-free."""
     flat = _checked_flat(indices, g, compact)
     if compact:
         return True
+    if _capturing(flat):
+        return False
     h0 = torch.arange(g.PH, device=flat.device).view(-1, 1) * g.sh - g.pad_h
     w0 = torch.arange(g.PW, device=flat.device) * g.sw - g.pad_w
     dh, dw = flat // g.W - h0, flat % g.W - w0

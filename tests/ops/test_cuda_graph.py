@@ -2,7 +2,8 @@
 from a value it must read back (unpool checks its indices on the device, with a device-side
 assert and a flag its fix-up kernel reads), so ops and models built from pyimg's modules
 capture in one ``torch.cuda.graph`` with sync debugging set to error, and replaying the
-graph on new inputs gives the eager results."""
+graph on new inputs gives the eager results. The triton and torch backends' unpool, which
+check indices on the host outside a capture, check them on the device inside one."""
 
 import pytest
 import torch
@@ -83,6 +84,13 @@ OPS = {
 def test_op_captures_and_replays(name):
     fn, make_inputs = OPS[name]
     with torch.no_grad():
+        _replays_like_eager(fn, make_inputs)
+
+
+@pytest.mark.parametrize("backend", ("cuda", "triton", "torch"))
+def test_unpool_captures_on_every_backend(backend):
+    fn, make_inputs = OPS["max_pool_unpool"]
+    with torch.no_grad(), pyimg.use_backend(backend):
         _replays_like_eager(fn, make_inputs)
 
 

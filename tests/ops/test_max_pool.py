@@ -9,12 +9,15 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from support import backend_op, backend_params, layouts, poisoned_outputs
+from torch._subclasses.fake_tensor import FakeTensorMode
 
 import pyimg
 from pyimg._format import output_memory_format
+from pyimg.ops import max_pool as max_pool_module
 from pyimg.ops.max_pool import (
     compact_from_flat,
     max_unpool2d_reference,
+    max_unpool2d_reference_backward,
     pool_geometry,
     unpool_geometry,
 )
@@ -289,6 +292,39 @@ def test_unpool_backward_checks_indices(backend):
     expected[0, 1, 0, 1] = 0.0  # position 5 is named twice; the first of equal values wins
     y[0, 1, 0, 1] = y[0, 1, 0, 0]
     assert torch.equal(op(grad, y, i, [2, 2], [2, 2], [0, 0], False), expected)
+
+
+@pytest.fixture
+def capturing(monkeypatch):
+    """As while a CUDA graph is captured: the unpool paths may not read a value back."""
+    monkeypatch.setattr(max_pool_module, "_capturing", lambda t: True)
+
+
+def test_unpool_paths_read_nothing_back_while_capturing(capturing):
+    # Fake tensors raise on any data-dependent host read (bool(), .item()), as a capture does.
+    y = torch.randn(2, 3, 3, 4)
+    i = torch.randint(0, 6 * 8, (2, 3, 3, 4))
+    g = unpool_geometry(y, i, 2, 2, 0, None)
+    with FakeTensorMode() as mode:
+        fy, fi = mode.from_tensor(y), mode.from_tensor(i)
+        assert not max_pool_module._in_window(fi, g, False)
+        max_unpool2d_reference(fy, fi, g)
+        max_unpool2d_reference_backward(torch.empty(2, 3, 6, 8), fy, fi, g)
+
+
+@pytest.mark.parametrize("param", [p for p in backend_params()
+                                   if p.values[0][0] in ("triton", "torch")])
+def test_unpool_while_capturing_checks_on_the_device_and_takes_the_general_path(param,
+                                                                                capturing):
+    name, device = param
+    y = torch.randn(2, 3, 3, 4, device=device)
+    i = torch.randint(0, 6 * 8, (2, 3, 3, 4), device=device)
+    expected = max_unpool2d_reference(y, i, unpool_geometry(y, i, 2, 2, 0, None))
+    with pyimg.use_backend(name):
+        assert torch.equal(unpool(y, i, 2, 2), expected)
+        i[0, 1, 1, 0] = -1
+        with pytest.raises(RuntimeError, match="invalid max index"):
+            unpool(y, i, 2, 2)
 
 
 @pytest.mark.cuda
