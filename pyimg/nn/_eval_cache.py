@@ -2,12 +2,14 @@
 a per-channel scale and shift): computed from some source tensors, reused while none of them
 changed, so it can never be stale.
 
-A cached value is read only with gradients off (with them on, the sources get their
-gradients through the computation, so it runs every call). It is keyed on each source's
-identity, storage, dtype and version counter, which every in-place write bumps (an optimizer
-step, ``load_state_dict``'s copy, a running-statistics update, an edit by hand), and the
-module drops it on ``train()``, ``load_state_dict()`` and moves (``to()``, ``half()``...),
-which replace or rewrite its tensors.
+A cached value is computed again on every call while autograd records through a source (grad
+mode on and a source that requires grad), so that the source gets its gradient; with
+gradients off, or on but through none of the sources (a frozen BatchNorm while the rest of a
+network is fine-tuned), it is reused. It is keyed on each source's identity, storage, dtype and
+version counter, which every in-place write bumps (an optimizer step, ``load_state_dict``'s
+copy, a running-statistics update, an edit by hand), and the module drops it on ``train()``,
+``load_state_dict()`` and moves (``to()``, ``half()``...), which replace or rewrite its
+tensors.
 """
 
 from collections.abc import Callable, Sequence
@@ -15,10 +17,16 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
+from pyimg.nn.fold import affine_scale_shift, batch_norm_scale_shift, batch_norm_statistics_terms
+
 
 def _key(sources: Sequence[torch.Tensor | None]) -> tuple:
     return tuple(None if t is None else (id(t), t._version, t.data_ptr(), t.dtype)
                  for t in sources)
+
+
+def _records_through(sources: Sequence[torch.Tensor | None]) -> bool:
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in sources)
 
 
 class EvalCache:
@@ -36,8 +44,9 @@ class EvalCache:
     def get(self, sources: Sequence[torch.Tensor | None], compute: Callable[[], object],
             context: object = None):
         """compute(), or its cached value while the sources, and ``context`` (what else the
-        value depends on, such as the dtype it is computed in), are as they were when it ran."""
-        if torch.is_grad_enabled():
+        value depends on, such as the dtype it is computed in), are as they were when it ran
+        and autograd records through none of the sources."""
+        if _records_through(sources):
             return compute()
         key = (context, _key(sources))
         if key != self._key:
@@ -45,13 +54,44 @@ class EvalCache:
         return self._value
 
 
+class BatchNormFold:
+    """A BatchNorm2d's eval-mode (scale, shift) (pyimg/nn/fold.py) for inputs that accumulate
+    in a given dtype. While autograd records through BatchNorm's weight or bias, only the terms
+    of the running statistics are cached, and scale and shift are two differentiable ops on
+    them per call; otherwise the whole fold is cached."""
+
+    __slots__ = ("_fold", "_statistics")
+
+    def __init__(self):
+        self._fold, self._statistics = EvalCache(), EvalCache()
+
+    def clear(self) -> None:
+        self._fold.clear()
+        self._statistics.clear()
+
+    def get(self, bn: nn.BatchNorm2d, dtype: torch.dtype):
+        """(scale, shift), or None for a BatchNorm without running statistics."""
+        # Each read of a module's parameter or buffer costs as much as the op's own checks:
+        # read once.
+        mean, var, weight, bias = bn.running_mean, bn.running_var, bn.weight, bn.bias
+        if mean is None or var is None:
+            return None
+        context = (dtype, bn.eps)
+        if _records_through((weight, bias)):
+            terms = self._statistics.get(
+                (mean, var), lambda: batch_norm_statistics_terms(bn, dtype), context)
+            return affine_scale_shift(weight, bias, *terms)
+        return self._fold.get((mean, var, weight, bias),
+                              lambda: batch_norm_scale_shift(bn, dtype), context)
+
+
 class CachesForEval(nn.Module):
-    """A module whose ``EvalCache`` attributes are dropped on ``train()``,
-    ``load_state_dict()`` and moves."""
+    """A module whose ``EvalCache`` and ``BatchNormFold`` attributes are dropped on
+    ``train()``, ``load_state_dict()`` and moves."""
 
     def _clear_eval_caches(self) -> None:
         for value in vars(self).values():
-            if isinstance(value, EvalCache):
+            if isinstance(value, (EvalCache, BatchNormFold)):
                 value.clear()
 
     def train(self, mode: bool = True):

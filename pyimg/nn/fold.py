@@ -26,6 +26,27 @@ def batch_norm_scale_shift(bn: nn.BatchNorm2d, dtype: torch.dtype = torch.float3
     return scale.to(dtype), shift.to(dtype)
 
 
+def batch_norm_statistics_terms(bn: nn.BatchNorm2d, dtype: torch.dtype = torch.float32):
+    """(inv_std, neg_mean_inv_std) = (1 / sqrt(running_var + eps), -running_mean * inv_std),
+    one value per channel: the part of the fold that BatchNorm's running statistics alone
+    decide, computed in float64 and rounded once to ``dtype``."""
+    inv_std = torch.rsqrt(bn.running_var.double() + bn.eps)
+    return inv_std.to(dtype), (-bn.running_mean.double() * inv_std).to(dtype)
+
+
+def affine_scale_shift(weight: torch.Tensor | None, bias: torch.Tensor | None,
+                       inv_std: torch.Tensor, neg_mean_inv_std: torch.Tensor):
+    """``batch_norm_scale_shift``'s (scale, shift) from ``batch_norm_statistics_terms`` and
+    BatchNorm's weight and bias: scale = weight * inv_std, shift = bias + weight *
+    neg_mean_inv_std, two ops that autograd differentiates exactly in weight and bias (the
+    float64 fold takes ten). Rounded in the terms' dtype, so within about an ulp of it."""
+    if weight is None:
+        return inv_std, neg_mean_inv_std if bias is None else bias + neg_mean_inv_std
+    if bias is None:
+        return weight * inv_std, weight * neg_mean_inv_std
+    return weight * inv_std, torch.addcmul(bias, weight, neg_mean_inv_std)
+
+
 @torch.no_grad()
 def fold_batch_norm(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
     """A new Conv2d equal to ``bn(conv(x))`` with ``bn`` in eval mode (its running statistics);

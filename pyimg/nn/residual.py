@@ -8,9 +8,8 @@ import torch
 from torch import nn
 
 from pyimg._format import accumulate_dtype
-from pyimg.nn._eval_cache import CachesForEval, EvalCache
+from pyimg.nn._eval_cache import BatchNormFold, CachesForEval
 from pyimg.nn.batch_norm import _functional_arguments
-from pyimg.nn.fold import batch_norm_scale_shift
 from pyimg.ops import batch_norm_add, batch_norm_prelu, conv2d
 
 
@@ -50,9 +49,10 @@ class ResidualBlock(CachesForEval):
     epilogues (per-channel scale and shift), so inference is two pyimg convolutions, the
     first ending in PReLU and the second in the residual sum.
 
-    With gradients off the folds are computed once and kept until BatchNorm's state changes
-    (see pyimg/nn/_eval_cache.py), saving those few small per-channel kernels per call; with
-    them on they are recomputed, so BatchNorm's parameters get their gradients.
+    The folds are computed once and kept until BatchNorm's state changes, saving those few
+    small per-channel kernels per call; while a BatchNorm's weight or bias gets a gradient,
+    only its running statistics' part is kept, and its scale and shift are two differentiable
+    ops per call (see pyimg/nn/_eval_cache.py).
     """
 
     def __init__(self, channels: int, kernel_size: int = 3, bias: bool = True,
@@ -67,7 +67,7 @@ class ResidualBlock(CachesForEval):
         self.conv2 = nn.Conv2d(channels, channels, kernel_size, padding=kernel_size // 2,
                                bias=bias, **kw)
         self.bn2 = nn.BatchNorm2d(channels, eps, momentum, **kw)
-        self._folds = EvalCache()
+        self._fold1, self._fold2 = BatchNormFold(), BatchNormFold()
 
     @classmethod
     def from_modules(cls, conv1: nn.Conv2d, bn1: nn.BatchNorm2d, prelu: nn.PReLU,
@@ -90,22 +90,14 @@ class ResidualBlock(CachesForEval):
 
     def unfuse(self) -> None:
         """Drop the cached folds."""
-        self._folds.clear()
+        self._clear_eval_caches()
 
     def _folds_for(self, acc: torch.dtype):
         """((scale1, shift1), (scale2, shift2)) for inputs that accumulate in acc; None when
         a BatchNorm keeps no running statistics."""
-        bn1, bn2 = self.bn1, self.bn2
-        # Each read of a module's parameter or buffer costs as much as the op's own checks:
-        # read once.
-        sources = (bn1.running_mean, bn1.running_var, bn1.weight, bn1.bias,
-                   bn2.running_mean, bn2.running_var, bn2.weight, bn2.bias)
-        if sources[0] is None or sources[4] is None:
-            return None
-        return self._folds.get(
-            sources,
-            lambda: (batch_norm_scale_shift(bn1, acc), batch_norm_scale_shift(bn2, acc)),
-            (acc, bn1.eps, bn2.eps))
+        fold1 = self._fold1.get(self.bn1, acc)
+        fold2 = None if fold1 is None else self._fold2.get(self.bn2, acc)
+        return None if fold2 is None else (fold1, fold2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         folds = None if self.training else self._folds_for(accumulate_dtype(x))
