@@ -9,7 +9,7 @@ network is fine-tuned), it is reused. It is keyed on each source's identity, sto
 version counter, which every in-place write bumps (an optimizer step, ``load_state_dict``'s
 copy, a running-statistics update, an edit by hand), and the module drops it on ``train()``,
 ``load_state_dict()`` and moves (``to()``, ``half()``...), which replace or rewrite its
-tensors.
+tensors. Under torch.compile it is computed in the graph, never cached.
 """
 
 from collections.abc import Callable, Sequence
@@ -46,7 +46,9 @@ class EvalCache:
         """compute(), or its cached value while the sources, and ``context`` (what else the
         value depends on, such as the dtype it is computed in), are as they were when it ran
         and autograd records through none of the sources."""
-        if _records_through(sources):
+        # Compiled, the computation is part of the graph, and a key of data pointers would
+        # only break it.
+        if _records_through(sources) or torch.compiler.is_compiling():
             return compute()
         key = (context, _key(sources))
         if key != self._key:
