@@ -42,9 +42,10 @@ class Conv2dBNAct(CachesForEval):
     Training (or a BatchNorm without running statistics): the convolution, then one fused
     BatchNorm + activation pass over the batch's statistics, updating the running statistics
     exactly as ``nn.BatchNorm2d``. Eval: BatchNorm folded into the convolution's epilogue as a
-    per-channel scale and shift, one op in all. The fold is computed once and kept until
-    BatchNorm's state changes; while BatchNorm's weight or bias gets a gradient, only its
-    running statistics' part is kept (see pyimg/nn/_eval_cache.py).
+    per-channel scale and shift (the convolution's bias included), one op in all. The fold is
+    computed once and kept until BatchNorm's state changes; while autograd records through
+    BatchNorm's weight or bias, or the convolution's bias, only what does not need a gradient
+    is kept (see pyimg/nn/_eval_cache.py).
     """
 
     def __init__(self, conv: nn.Conv2d, bn: nn.BatchNorm2d, act: nn.Module | None = None):
@@ -77,12 +78,12 @@ class Conv2dBNAct(CachesForEval):
         conv = self.conv
         if self.training or conv.padding_mode != "zeros":
             return self._forward_unfolded(x)
-        fold = self._fold.get(self.bn, accumulate_dtype(x))
+        fold = self._fold.get(self.bn, conv.bias, accumulate_dtype(x))
         if fold is None:
             return self._forward_unfolded(x)
-        scale, shift = fold
+        scale, shift = fold  # the convolution's bias included
         prelu_weight = self.act.weight if self.activation == "prelu" else None
-        return conv2d(x, conv.weight, conv.bias, conv.stride, conv.padding, conv.dilation,
+        return conv2d(x, conv.weight, None, conv.stride, conv.padding, conv.dilation,
                       conv.groups, scale=scale, shift=shift, activation=self.activation,
                       prelu_weight=prelu_weight, negative_slope=self._negative_slope())
 

@@ -46,13 +46,13 @@ class ResidualBlock(CachesForEval):
     cuDNN's backward included, kept in x's memory format), each followed by one fused pass,
     BatchNorm+PReLU then BatchNorm+residual sum; the running statistics are updated exactly
     as ``nn.BatchNorm2d`` updates them. Eval: BatchNorm folded into the convolutions'
-    epilogues (per-channel scale and shift), so inference is two pyimg convolutions, the
-    first ending in PReLU and the second in the residual sum.
+    epilogues (per-channel scale and shift, the convolutions' biases included), so inference
+    is two pyimg convolutions, the first ending in PReLU and the second in the residual sum.
 
     The folds are computed once and kept until BatchNorm's state changes, saving those few
-    small per-channel kernels per call; while a BatchNorm's weight or bias gets a gradient,
-    only its running statistics' part is kept, and its scale and shift are two differentiable
-    ops per call (see pyimg/nn/_eval_cache.py).
+    small per-channel kernels per call; while autograd records through a BatchNorm's weight or
+    bias or a convolution's bias, only what does not need a gradient is kept, and scale and
+    shift cost one to three differentiable ops per call (see pyimg/nn/_eval_cache.py).
     """
 
     def __init__(self, channels: int, kernel_size: int = 3, bias: bool = True,
@@ -95,20 +95,21 @@ class ResidualBlock(CachesForEval):
     def _folds_for(self, acc: torch.dtype):
         """((scale1, shift1), (scale2, shift2)) for inputs that accumulate in acc; None when
         a BatchNorm keeps no running statistics."""
-        fold1 = self._fold1.get(self.bn1, acc)
-        fold2 = None if fold1 is None else self._fold2.get(self.bn2, acc)
+        fold1 = self._fold1.get(self.bn1, self.conv1.bias, acc)
+        fold2 = None if fold1 is None else self._fold2.get(self.bn2, self.conv2.bias, acc)
         return None if fold2 is None else (fold1, fold2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         folds = None if self.training else self._folds_for(accumulate_dtype(x))
         if folds is None:
             return self._forward_unfolded(x)
+        # The convolutions' biases are in the shifts.
         (scale1, shift1), (scale2, shift2) = folds
         conv1, conv2 = self.conv1, self.conv2
-        y = conv2d(x, conv1.weight, conv1.bias, conv1.stride, conv1.padding, conv1.dilation,
+        y = conv2d(x, conv1.weight, None, conv1.stride, conv1.padding, conv1.dilation,
                    conv1.groups, scale=scale1, shift=shift1, activation="prelu",
                    prelu_weight=self.prelu.weight)
-        return conv2d(y, conv2.weight, conv2.bias, conv2.stride, conv2.padding, conv2.dilation,
+        return conv2d(y, conv2.weight, None, conv2.stride, conv2.padding, conv2.dilation,
                       conv2.groups, scale=scale2, shift=shift2, residual=x)
 
     def _forward_unfolded(self, x: torch.Tensor) -> torch.Tensor:

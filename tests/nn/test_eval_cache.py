@@ -157,7 +157,7 @@ def test_eval_cache_keys_on_sources_and_context():
 
 
 @pytest.mark.parametrize("make", MODULES.values(), ids=MODULES.keys())
-def test_with_gradients_on_only_the_running_statistics_terms_are_cached(make, monkeypatch):
+def test_with_gradients_on_only_what_needs_none_is_cached(make, monkeypatch):
     computed = {"fold": 0, "statistics": 0}
 
     def counting(name, compute):
@@ -174,21 +174,49 @@ def test_with_gradients_on_only_the_running_statistics_terms_are_cached(make, mo
     module = make()
     _randomize(module)
     module.eval()
-    folds = len(_batch_norms(module))
+    bns = _batch_norms(module)
+    folds = len(bns)
     channels = 3 if isinstance(module, pyimg.nn.Conv2dBNAct) else 4
     x = torch.randn(1, channels, 5, 6, requires_grad=True)
-    _check(module, x, grad=True)
+    _check(module, x, grad=True)  # BatchNorm trainable: its statistics' terms, cached
     assert computed == {"fold": 0, "statistics": folds}
-    bn = _batch_norms(module)[-1]
+    bn = bns[-1]
     with torch.no_grad():  # new running statistics: their terms are computed again
         bn.running_mean.add_(0.5)
     _check(module, x, grad=True)
     assert computed == {"fold": 0, "statistics": folds + 1}
-    for frozen in _batch_norms(module):  # a frozen BatchNorm: the whole fold, cached
+    for frozen in bns:  # a frozen BatchNorm, trainable convolutions: its fold, cached
         frozen.requires_grad_(False)
     _check(module, x, grad=True)
     assert computed == {"fold": folds, "statistics": folds + 1}
-    bn.weight.requires_grad_()  # trainable again: its gradient is computed
+    module.requires_grad_(False)  # all frozen (a loss network): the whole fold, cached
+    _check(module, x, grad=True)
+    assert computed == {"fold": 2 * folds, "statistics": folds + 1}
+    bn.weight.requires_grad_()  # trainable again: the terms still cached, its gradient
     module(x).sum().backward()
-    assert computed == {"fold": folds, "statistics": folds + 1}
+    assert computed == {"fold": 2 * folds, "statistics": folds + 1}
     assert bn.weight.grad is not None and bn.weight.grad.abs().sum() > 0
+
+
+class _Doubled(nn.Module):
+    def forward(self, weight):
+        return weight * 2
+
+
+@pytest.mark.parametrize("make", MODULES.values(), ids=MODULES.keys())
+@pytest.mark.parametrize("grad_mode", GRAD_MODES.values(), ids=GRAD_MODES.keys())
+def test_a_parametrized_batch_norm_weight_is_read_through_its_parametrization(make, grad_mode):
+    grad, bn_requires_grad = grad_mode
+    torch.manual_seed(0)
+    module = make()
+    _randomize(module)
+    module.eval()
+    bn = _batch_norms(module)[0]
+    torch.nn.utils.parametrize.register_parametrization(bn, "weight", _Doubled())
+    bn.requires_grad_(bn_requires_grad)
+    channels = 3 if isinstance(module, pyimg.nn.Conv2dBNAct) else 4
+    x = torch.randn(2, channels, 5, 6)
+    _check(module, x, grad)
+    with torch.no_grad():
+        bn.parametrizations.weight.original.add_(0.5)
+    _check(module, x, grad)

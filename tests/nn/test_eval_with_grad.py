@@ -126,23 +126,28 @@ def test_residual_block_gradcheck_float64(bn_trainable):
 @pytest.mark.parametrize("bn_dtype", (torch.float16, torch.float32, torch.float64))
 @pytest.mark.parametrize("dtype", (torch.float32, torch.float64))
 @pytest.mark.parametrize("affine", ("weight_and_bias", "weight", "neither"))
-def test_differentiable_fold_is_within_an_ulp_of_the_float64_fold(dtype, bn_dtype, affine):
+@pytest.mark.parametrize("with_conv_bias", (True, False), ids=("conv_bias", "no_conv_bias"))
+def test_differentiable_fold_is_within_two_ulp_of_the_float64_fold(dtype, bn_dtype, affine,
+                                                                   with_conv_bias):
     torch.manual_seed(0)
     bn = _randomized_bn(37, bn_dtype)
+    conv_bias = torch.randn(37, dtype=bn_dtype) if with_conv_bias else None
     weight = None if affine == "neither" else bn.weight
     bias = bn.bias if affine == "weight_and_bias" else None
     if weight is None:
         bn.weight = bn.bias = None
     elif bias is None:
         bn.bias = None
-    inv_std, neg_mean_inv_std = batch_norm_statistics_terms(bn, dtype)
-    scale, shift = affine_scale_shift(weight, bias, inv_std, neg_mean_inv_std)
-    expected_scale, expected_shift = batch_norm_scale_shift(bn, dtype)
-    # A float64 weight promotes (the op converts what it is given).
-    parameters_dtype = dtype if weight is None else torch.promote_types(dtype, bn_dtype)
-    assert scale.dtype == shift.dtype == parameters_dtype
+    inv_std, neg_mean = batch_norm_statistics_terms(bn, dtype)
+    scale, shift = affine_scale_shift(weight, bias, inv_std, neg_mean, conv_bias)
+    expected_scale, expected_shift = batch_norm_scale_shift(bn, dtype, conv_bias)
+    # A float64 weight or bias promotes (the op converts what it is given).
+    parameters_dtype = torch.promote_types(dtype, bn_dtype)
+    assert scale.dtype == (dtype if weight is None else parameters_dtype)
+    assert shift.dtype == (dtype if weight is bias is conv_bias is None else parameters_dtype)
     eps = torch.finfo(dtype).eps
     # Each of the terms and the ops on them rounds once.
     assert ((scale - expected_scale).abs() <= 2 * eps * expected_scale.abs()).all()
-    magnitude = expected_shift.abs() + (scale * bn.running_mean).abs()
+    centered = bn.running_mean.abs() + (0 if conv_bias is None else conv_bias.abs())
+    magnitude = expected_shift.abs() + scale.abs() * centered
     assert ((shift - expected_shift).abs() <= 2 * eps * magnitude).all()
