@@ -98,6 +98,11 @@ def _modules(training: bool, grad: bool | None = None):
         bn.running_mean.uniform_(-0.5, 0.5)
         bn.running_var.uniform_(0.5, 1.5)
     block = pnn.ResidualBlock(c)
+    # Fine-tuning's usual case: BatchNorm frozen (eval, no gradient), the convolutions trained.
+    frozen_bn = _clone(bn).requires_grad_(False)
+    frozen_block = _clone(block)
+    frozen_block.bn1.requires_grad_(False)
+    frozen_block.bn2.requires_grad_(False)
     upsample = pnn.UpsampleBlock(c // 4, scale=2)
     x = _tensor(*SHAPE, grad=grad)
     x_up = _tensor(1, c // 4, 4, 4, grad=grad)
@@ -109,6 +114,8 @@ def _modules(training: bool, grad: bool | None = None):
         ("Conv2d 3x3", conv, pnn.Conv2d(c, c, 3, padding=1), (x,)),
         ("Conv2dBNAct (PReLU)", nn.Sequential(conv, bn, prelu),
          pnn.Conv2dBNAct.from_modules(conv, bn, prelu), (x,)),
+        ("Conv2dBNAct (PReLU, frozen BN)", nn.Sequential(conv, frozen_bn, prelu),
+         pnn.Conv2dBNAct.from_modules(conv, frozen_bn, prelu), (x,)),
         ("BatchNormPReLU", nn.Sequential(bn, prelu), pnn.BatchNormPReLU.from_modules(bn, prelu),
          (x,)),
         ("BatchNormAdd", _AddAfter(bn), _copy_into(pnn.BatchNormAdd(c), bn), (x, residual)),
@@ -119,6 +126,7 @@ def _modules(training: bool, grad: bool | None = None):
         ("MaxPool2d 2 (indices)", pool, pnn.MaxPool2d(2, return_indices=True), (x,)),
         ("MaxUnpool2d 2", unpool, pnn.MaxUnpool2d(2), (pooled, indices)),
         ("ResidualBlock", StockResidual(block), block, (x,)),
+        ("ResidualBlock (frozen BN)", StockResidual(frozen_block), frozen_block, (x,)),
         ("UpsampleBlock x2", stock_model(_clone(upsample)), upsample, (x_up,)),
     ]
     for _, stock, mine, _ in cases:
