@@ -270,7 +270,7 @@ def _commit() -> str:
         return "unknown"
 
 
-def report(rows, label: str) -> str:
+def report(rows, label: str, cases: str = "all") -> str:
     load = "/".join(f"{v:.2f}" for v in os.getloadavg())
     date = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
@@ -281,7 +281,8 @@ def report(rows, label: str) -> str:
         "(1/5/15 min) at the end",
         "",
         f"Tiny tensors {SHAPE}; per-call time in us (the best of each variant's block "
-        "medians); ratio = pyimg / stock (goal: at most 1.25, +2 us for a fused epilogue).",
+        "medians); ratio = pyimg / stock (goal: at most 1.25, +2 us for a fused epilogue). "
+        f"Cases: {cases}.",
         "",
         "| kind | call | mode | stock us | pyimg us | pyimg / stock |",
         "|---|---|---|---:|---:|---:|",
@@ -306,7 +307,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    text = report(run(args.rounds, args.min_run_time, args.mode, args.only), args.label)
+    cases = " ".join(args.mode) + ("" if not args.only else
+                                   "; names containing " + ", ".join(map(repr, args.only)))
+    text = report(run(args.rounds, args.min_run_time, args.mode, args.only), args.label, cases)
     print(text)
     if args.out:
         slug = re.sub(r"[^a-z0-9]+", "-", _cpu_name().lower()).strip("-")
