@@ -1,15 +1,18 @@
 """Host overhead per call: every ``pyimg.ops`` function and ``pyimg.nn`` module beside its stock
 counterpart on tiny tensors (1, 16, 4, 4), where the kernels' own work is negligible and what
 is left is the time around them (Python checks, backend choice, parameter preparation,
-dispatch). One thread, the CPU. Each case in eval (no grad, modules in eval mode) and in
-training mode (the forward with autograd recording, modules in train mode); then the zoo's
-SR models at small sizes (ESPCN x2 on 64x64, SRResNet x4 on 32x32, batch 1, no grad), pyimg's
-modules against the same model rebuilt from stock modules with the same weights.
+dispatch). One thread, the CPU. Each case in three modes: "eval" (no grad, modules in eval
+mode), "eval+grad" (modules in eval mode, autograd recording, the inputs and parameters
+requiring grad: fine-tuning around a frozen BatchNorm, a feature or perceptual-loss network
+whose input requires grad) and "train" (modules in train mode, autograd recording); then the
+zoo's SR models at small sizes (ESPCN x2 on 64x64, SRResNet x4 on 32x32, batch 1, no grad),
+pyimg's modules against the same model rebuilt from stock modules with the same weights.
 
 Goal: pyimg at most 1.25x stock per call (plus 2 us where pyimg does strictly more in one
 call, a fused epilogue), and the models at least as fast as stock.
 
     python benchmarks/overhead.py --label after --out benchmarks/results
+    python benchmarks/overhead.py --mode eval+grad --only Conv2dBNAct ResidualBlock
 
 Timing: ``torch.utils.benchmark.Timer.blocked_autorange`` (per-call mean of each block, the
 median over blocks), the pyimg and stock variants of a case alternating over ``--rounds``
@@ -38,6 +41,9 @@ from pyimg import nn as pnn
 
 SHAPE = (1, 16, 4, 4)
 CHANNELS = SHAPE[1]
+# mode: (modules in training mode / batch statistics, autograd recording with inputs that
+# require grad)
+MODES = {"eval": (False, False), "eval+grad": (False, True), "train": (True, True)}
 
 
 def _tensor(*shape, grad=False):
@@ -81,9 +87,10 @@ def stock_model(module: nn.Module) -> nn.Module:
     return module
 
 
-def _modules(training: bool):
+def _modules(training: bool, grad: bool | None = None):
     """(name, stock module, pyimg module, inputs) for every pyimg.nn module; both modules hold
-    the same weights."""
+    the same weights. The inputs require grad when ``grad`` (by default when training)."""
+    grad = training if grad is None else grad
     c = CHANNELS
     conv = nn.Conv2d(c, c, 3, padding=1)
     bn, prelu = nn.BatchNorm2d(c), nn.PReLU()
@@ -91,17 +98,24 @@ def _modules(training: bool):
         bn.running_mean.uniform_(-0.5, 0.5)
         bn.running_var.uniform_(0.5, 1.5)
     block = pnn.ResidualBlock(c)
+    # Fine-tuning's usual case: BatchNorm frozen (eval, no gradient), the convolutions trained.
+    frozen_bn = _clone(bn).requires_grad_(False)
+    frozen_block = _clone(block)
+    frozen_block.bn1.requires_grad_(False)
+    frozen_block.bn2.requires_grad_(False)
     upsample = pnn.UpsampleBlock(c // 4, scale=2)
-    x = _tensor(*SHAPE, grad=training)
-    x_up = _tensor(1, c // 4, 4, 4, grad=training)
+    x = _tensor(*SHAPE, grad=grad)
+    x_up = _tensor(1, c // 4, 4, 4, grad=grad)
     pool, unpool = nn.MaxPool2d(2, return_indices=True), nn.MaxUnpool2d(2)
     pooled, indices = F.max_pool2d(x.detach(), 2, return_indices=True)
-    pooled.requires_grad_(training)
+    pooled.requires_grad_(grad)
     residual = _tensor(*SHAPE)
     cases = [
         ("Conv2d 3x3", conv, pnn.Conv2d(c, c, 3, padding=1), (x,)),
         ("Conv2dBNAct (PReLU)", nn.Sequential(conv, bn, prelu),
          pnn.Conv2dBNAct.from_modules(conv, bn, prelu), (x,)),
+        ("Conv2dBNAct (PReLU, frozen BN)", nn.Sequential(conv, frozen_bn, prelu),
+         pnn.Conv2dBNAct.from_modules(conv, frozen_bn, prelu), (x,)),
         ("BatchNormPReLU", nn.Sequential(bn, prelu), pnn.BatchNormPReLU.from_modules(bn, prelu),
          (x,)),
         ("BatchNormAdd", _AddAfter(bn), _copy_into(pnn.BatchNormAdd(c), bn), (x, residual)),
@@ -112,6 +126,7 @@ def _modules(training: bool):
         ("MaxPool2d 2 (indices)", pool, pnn.MaxPool2d(2, return_indices=True), (x,)),
         ("MaxUnpool2d 2", unpool, pnn.MaxUnpool2d(2), (pooled, indices)),
         ("ResidualBlock", StockResidual(block), block, (x,)),
+        ("ResidualBlock (frozen BN)", StockResidual(frozen_block), frozen_block, (x,)),
         ("UpsampleBlock x2", stock_model(_clone(upsample)), upsample, (x_up,)),
     ]
     for _, stock, mine, _ in cases:
@@ -140,18 +155,21 @@ def _clone(module: nn.Module) -> nn.Module:
     return copy.deepcopy(module)
 
 
-def _functions(training: bool):
-    """(name, stock call, pyimg call) for every pyimg.ops function."""
+def _functions(training: bool, grad: bool | None = None):
+    """(name, stock call, pyimg call) for every pyimg.ops function; batch norm with batch
+    statistics when ``training``, the tensor arguments requiring grad when ``grad`` (by
+    default when training)."""
+    grad = training if grad is None else grad
     c = CHANNELS
-    x = _tensor(*SHAPE, grad=training)
-    weight = _tensor(c, c, 3, 3, grad=training)
-    bias = _tensor(c, grad=training)
+    x = _tensor(*SHAPE, grad=grad)
+    weight = _tensor(c, c, 3, 3, grad=grad)
+    bias = _tensor(c, grad=grad)
     mean, var = torch.zeros(c), torch.ones(c)
-    gamma, beta = _tensor(c, grad=training), _tensor(c, grad=training)
-    alpha = torch.full((1,), 0.25).requires_grad_(training)
+    gamma, beta = _tensor(c, grad=grad), _tensor(c, grad=grad)
+    alpha = torch.full((1,), 0.25).requires_grad_(grad)
     residual = _tensor(*SHAPE)
     pooled, indices = F.max_pool2d(x.detach(), 2, return_indices=True)
-    pooled.requires_grad_(training)
+    pooled.requires_grad_(grad)
     ops = pyimg.ops
     return [
         ("pixel_shuffle", lambda: F.pixel_shuffle(x, 2), lambda: ops.pixel_shuffle(x, 2)),
@@ -200,23 +218,34 @@ def _model_cases():
             ("SRResNet x4, 1x3x32x32", srresnet, torch.randn(1, 3, 32, 32))]
 
 
-def run(rounds: int, min_run_time: float):
+def run(rounds: int, min_run_time: float, modes=tuple(MODES), only=()):
+    """The table's rows for the given modes (the models run in "eval"); ``only``: substrings,
+    one of which a case's name must contain."""
     rows = []
-    for mode in ("eval", "train"):
-        training = mode == "train"
-        grad = torch.enable_grad() if training else torch.no_grad()
-        with grad:
-            for name, stock, mine in _functions(training):
-                rows.append(("ops", f"pyimg.ops.{name}", mode,
-                             *_pair(stock, mine, rounds, min_run_time)))
-                print(*rows[-1], flush=True)
-            for name, stock, mine, inputs in _modules(training):
-                rows.append(("nn", f"pyimg.nn.{name}", mode,
-                             *_pair(lambda s=stock, i=inputs: s(*i),
-                                    lambda m=mine, i=inputs: m(*i), rounds, min_run_time)))
-                print(*rows[-1], flush=True)
+
+    def wanted(name):
+        return not only or any(part in name for part in only)
+
+    for mode in modes:
+        training, grad = MODES[mode]
+        with torch.set_grad_enabled(grad):
+            for name, stock, mine in _functions(training, grad):
+                if wanted(name):
+                    rows.append(("ops", f"pyimg.ops.{name}", mode,
+                                 *_pair(stock, mine, rounds, min_run_time)))
+                    print(*rows[-1], flush=True)
+            for name, stock, mine, inputs in _modules(training, grad):
+                if wanted(name):
+                    rows.append(("nn", f"pyimg.nn.{name}", mode,
+                                 *_pair(lambda s=stock, i=inputs: s(*i),
+                                        lambda m=mine, i=inputs: m(*i), rounds, min_run_time)))
+                    print(*rows[-1], flush=True)
+    if "eval" not in modes:
+        return rows
     with torch.no_grad():
         for name, model, x in _model_cases():
+            if not wanted(name):
+                continue
             stock = stock_model(_clone(model)).eval()
             torch.testing.assert_close(stock(x), model(x), rtol=1e-4, atol=1e-4)
             rows.append(("model", name, "eval",
@@ -241,7 +270,7 @@ def _commit() -> str:
         return "unknown"
 
 
-def report(rows, label: str) -> str:
+def report(rows, label: str, cases: str = "all") -> str:
     load = "/".join(f"{v:.2f}" for v in os.getloadavg())
     date = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
@@ -252,7 +281,8 @@ def report(rows, label: str) -> str:
         "(1/5/15 min) at the end",
         "",
         f"Tiny tensors {SHAPE}; per-call time in us (the best of each variant's block "
-        "medians); ratio = pyimg / stock (goal: at most 1.25, +2 us for a fused epilogue).",
+        "medians); ratio = pyimg / stock (goal: at most 1.25, +2 us for a fused epilogue). "
+        f"Cases: {cases}.",
         "",
         "| kind | call | mode | stock us | pyimg us | pyimg / stock |",
         "|---|---|---|---:|---:|---:|",
@@ -270,10 +300,16 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--min-run-time", type=float, default=0.1,
                         help="seconds per timed variant per round")
+    parser.add_argument("--mode", nargs="+", choices=tuple(MODES), default=tuple(MODES),
+                        help="the modes to time (default: all)")
+    parser.add_argument("--only", nargs="+", default=(), metavar="SUBSTRING",
+                        help="time only the cases whose name contains one of these")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    text = report(run(args.rounds, args.min_run_time), args.label)
+    cases = " ".join(args.mode) + ("" if not args.only else
+                                   "; names containing " + ", ".join(map(repr, args.only)))
+    text = report(run(args.rounds, args.min_run_time, args.mode, args.only), args.label, cases)
     print(text)
     if args.out:
         slug = re.sub(r"[^a-z0-9]+", "-", _cpu_name().lower()).strip("-")

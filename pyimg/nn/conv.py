@@ -9,9 +9,8 @@ from torch import nn
 
 from pyimg._activation import CONV_ACTIVATIONS, MODULE_ACTIVATIONS
 from pyimg._format import accumulate_dtype, output_memory_format
-from pyimg.nn._eval_cache import CachesForEval, EvalCache
+from pyimg.nn._eval_cache import BatchNormFold, CachesForEval
 from pyimg.nn.batch_norm import _functional_arguments
-from pyimg.nn.fold import batch_norm_scale_shift
 from pyimg.ops import batch_norm_prelu, conv2d
 
 # The activation modules Conv2dBNAct fuses, by the name pyimg.ops.conv2d uses.
@@ -43,8 +42,10 @@ class Conv2dBNAct(CachesForEval):
     Training (or a BatchNorm without running statistics): the convolution, then one fused
     BatchNorm + activation pass over the batch's statistics, updating the running statistics
     exactly as ``nn.BatchNorm2d``. Eval: BatchNorm folded into the convolution's epilogue as a
-    per-channel scale and shift, one op in all; with gradients off the fold is computed once
-    and kept until BatchNorm's state changes (see pyimg/nn/_eval_cache.py).
+    per-channel scale and shift (the convolution's bias included), one op in all. The fold is
+    computed once and kept until BatchNorm's state changes; while autograd records through
+    BatchNorm's weight or bias, or the convolution's bias, only what does not need a gradient
+    is kept (see pyimg/nn/_eval_cache.py).
     """
 
     def __init__(self, conv: nn.Conv2d, bn: nn.BatchNorm2d, act: nn.Module | None = None):
@@ -60,7 +61,7 @@ class Conv2dBNAct(CachesForEval):
                              f"{conv.out_channels} output channels")
         self.conv, self.bn, self.act = conv, bn, act
         self.activation = _ACTIVATIONS[type(act)]
-        self._fold = EvalCache()
+        self._fold = BatchNormFold()
 
     @classmethod
     def from_modules(cls, conv: nn.Conv2d, bn: nn.BatchNorm2d,
@@ -74,19 +75,15 @@ class Conv2dBNAct(CachesForEval):
         return self.act.negative_slope if self.activation == "leaky_relu" else 0.01
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        conv, bn = self.conv, self.bn
+        conv = self.conv
         if self.training or conv.padding_mode != "zeros":
             return self._forward_unfolded(x)
-        # Each read of a module's parameter or buffer costs as much as the op's own checks:
-        # read once.
-        sources = (bn.running_mean, bn.running_var, bn.weight, bn.bias)
-        if sources[0] is None or sources[1] is None:
+        fold = self._fold.get(self.bn, conv.bias, accumulate_dtype(x))
+        if fold is None:
             return self._forward_unfolded(x)
-        acc = accumulate_dtype(x)
-        scale, shift = self._fold.get(sources, lambda: batch_norm_scale_shift(bn, acc),
-                                      (acc, bn.eps))
+        scale, shift = fold  # the convolution's bias included
         prelu_weight = self.act.weight if self.activation == "prelu" else None
-        return conv2d(x, conv.weight, conv.bias, conv.stride, conv.padding, conv.dilation,
+        return conv2d(x, conv.weight, None, conv.stride, conv.padding, conv.dilation,
                       conv.groups, scale=scale, shift=shift, activation=self.activation,
                       prelu_weight=prelu_weight, negative_slope=self._negative_slope())
 

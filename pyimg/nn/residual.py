@@ -8,9 +8,8 @@ import torch
 from torch import nn
 
 from pyimg._format import accumulate_dtype
-from pyimg.nn._eval_cache import CachesForEval, EvalCache
+from pyimg.nn._eval_cache import BatchNormFold, CachesForEval
 from pyimg.nn.batch_norm import _functional_arguments
-from pyimg.nn.fold import batch_norm_scale_shift
 from pyimg.ops import batch_norm_add, batch_norm_prelu, conv2d
 
 
@@ -47,12 +46,13 @@ class ResidualBlock(CachesForEval):
     cuDNN's backward included, kept in x's memory format), each followed by one fused pass,
     BatchNorm+PReLU then BatchNorm+residual sum; the running statistics are updated exactly
     as ``nn.BatchNorm2d`` updates them. Eval: BatchNorm folded into the convolutions'
-    epilogues (per-channel scale and shift), so inference is two pyimg convolutions, the
-    first ending in PReLU and the second in the residual sum.
+    epilogues (per-channel scale and shift, the convolutions' biases included), so inference
+    is two pyimg convolutions, the first ending in PReLU and the second in the residual sum.
 
-    With gradients off the folds are computed once and kept until BatchNorm's state changes
-    (see pyimg/nn/_eval_cache.py), saving those few small per-channel kernels per call; with
-    them on they are recomputed, so BatchNorm's parameters get their gradients.
+    The folds are computed once and kept until BatchNorm's state changes, saving those few
+    small per-channel kernels per call; while autograd records through a BatchNorm's weight or
+    bias or a convolution's bias, only what does not need a gradient is kept, and scale and
+    shift cost one to three differentiable ops per call (see pyimg/nn/_eval_cache.py).
     """
 
     def __init__(self, channels: int, kernel_size: int = 3, bias: bool = True,
@@ -67,7 +67,7 @@ class ResidualBlock(CachesForEval):
         self.conv2 = nn.Conv2d(channels, channels, kernel_size, padding=kernel_size // 2,
                                bias=bias, **kw)
         self.bn2 = nn.BatchNorm2d(channels, eps, momentum, **kw)
-        self._folds = EvalCache()
+        self._fold1, self._fold2 = BatchNormFold(), BatchNormFold()
 
     @classmethod
     def from_modules(cls, conv1: nn.Conv2d, bn1: nn.BatchNorm2d, prelu: nn.PReLU,
@@ -90,33 +90,26 @@ class ResidualBlock(CachesForEval):
 
     def unfuse(self) -> None:
         """Drop the cached folds."""
-        self._folds.clear()
+        self._clear_eval_caches()
 
     def _folds_for(self, acc: torch.dtype):
         """((scale1, shift1), (scale2, shift2)) for inputs that accumulate in acc; None when
         a BatchNorm keeps no running statistics."""
-        bn1, bn2 = self.bn1, self.bn2
-        # Each read of a module's parameter or buffer costs as much as the op's own checks:
-        # read once.
-        sources = (bn1.running_mean, bn1.running_var, bn1.weight, bn1.bias,
-                   bn2.running_mean, bn2.running_var, bn2.weight, bn2.bias)
-        if sources[0] is None or sources[4] is None:
-            return None
-        return self._folds.get(
-            sources,
-            lambda: (batch_norm_scale_shift(bn1, acc), batch_norm_scale_shift(bn2, acc)),
-            (acc, bn1.eps, bn2.eps))
+        fold1 = self._fold1.get(self.bn1, self.conv1.bias, acc)
+        fold2 = None if fold1 is None else self._fold2.get(self.bn2, self.conv2.bias, acc)
+        return None if fold2 is None else (fold1, fold2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         folds = None if self.training else self._folds_for(accumulate_dtype(x))
         if folds is None:
             return self._forward_unfolded(x)
+        # The convolutions' biases are in the shifts.
         (scale1, shift1), (scale2, shift2) = folds
         conv1, conv2 = self.conv1, self.conv2
-        y = conv2d(x, conv1.weight, conv1.bias, conv1.stride, conv1.padding, conv1.dilation,
+        y = conv2d(x, conv1.weight, None, conv1.stride, conv1.padding, conv1.dilation,
                    conv1.groups, scale=scale1, shift=shift1, activation="prelu",
                    prelu_weight=self.prelu.weight)
-        return conv2d(y, conv2.weight, conv2.bias, conv2.stride, conv2.padding, conv2.dilation,
+        return conv2d(y, conv2.weight, None, conv2.stride, conv2.padding, conv2.dilation,
                       conv2.groups, scale=scale2, shift=shift2, residual=x)
 
     def _forward_unfolded(self, x: torch.Tensor) -> torch.Tensor:
