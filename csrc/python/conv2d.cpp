@@ -3,10 +3,11 @@
 // pixel_unshuffle, the same ops in the same order as _conv_then_epilogue in pyimg/ops/conv.py.
 //
 // The checks in pyimg/ops/conv_checks.py are the source of truth for errors. This entry serves
-// only calls it sees to be ordinary and valid with a cheap predicate (batched 4-D x, groups 1,
-// numeric padding, consistent shapes, devices and dtypes), and declines every other one, valid
-// or not, so the Python path runs it and raises its own messages: the predicate may turn away a
-// valid call, never accept an invalid one.
+// only calls it sees to be ordinary and valid with a cheap predicate (batched 4-D x, padding
+// that is numeric or pads both sides alike, consistent shapes, groups, devices and dtypes), and
+// declines every other one, valid or not, so the Python path runs it and raises its own
+// messages: the predicate may turn away a valid call, never accept an invalid one. Depthwise
+// calls the Python path gives to pyimg::depthwise_conv2d go to that op.
 #include <ATen/autocast_mode.h>
 #include <ATen/ops/convolution.h>
 #include <ATen/ops/full.h>
@@ -30,12 +31,20 @@ using BnPreluSignature = at::Tensor(const at::Tensor&, const at::Tensor&, const 
                                     const std::optional<at::Tensor>&,
                                     const std::optional<at::Tensor>&, bool, bool);
 
+using DepthwiseSignature = at::Tensor(
+    const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&, at::IntArrayRef,
+    at::IntArrayRef, at::IntArrayRef, const std::optional<at::Tensor>&,
+    const std::optional<at::Tensor>&, c10::string_view, const std::optional<at::Tensor>&, double,
+    const std::optional<at::Tensor>&, bool);
+
 using Pair = std::array<int64_t, 2>;
 
 struct Call {
   at::Tensor x, weight;
   std::optional<at::Tensor> bias, scale, shift, prelu_weight, residual;
   Pair stride{}, padding{}, dilation{};
+  // F.conv2d's padding='same' / 'valid', or empty for numeric padding.
+  std::string_view padding_mode;
   int64_t groups = 0, r = 0;
   std::string_view activation;
   double negative_slope = 0;
@@ -56,26 +65,44 @@ bool known_activation(std::string_view a) {
   return a == "none" || a == "relu" || a == "leaky_relu" || a == "prelu";
 }
 
-// Whether the Python path would give this call to depthwise_conv2d instead (groups == C_in
-// with groups 1; see _direct_depthwise in pyimg/ops/conv.py).
+// Whether the Python path gives this call to depthwise_conv2d (_direct_depthwise in
+// pyimg/ops/conv.py).
 bool direct_depthwise(const Call& c) {
-  if (c.x.size(1) != 1 || c.r != 1) return false;
+  if (c.groups != c.x.size(1) || c.r != 1) return false;
   if (c.x.device().type() != c10::DeviceType::CPU) return true;
   return pyimg::output_memory_format(c.x) == at::MemoryFormat::Contiguous &&
          std::max(c.dilation[0], c.dilation[1]) > 1;
 }
 
+// padding='same' / 'valid' as numbers, where they pad both sides alike (resolve_geometry in
+// pyimg/ops/conv_checks.py): 'same' only with stride 1 and an even span (dilation * (k - 1)).
+bool resolve_padding(Call& c) {
+  if (c.padding_mode.empty()) return true;
+  if (c.padding_mode == "valid") {
+    c.padding = {0, 0};
+    return true;
+  }
+  if (c.padding_mode != "same" || c.stride != Pair{1, 1}) return false;
+  for (int i = 0; i < 2; ++i) {
+    const int64_t span = c.dilation[i] * (c.weight.size(2 + i) - 1);
+    if (span % 2 != 0) return false;
+    c.padding[i] = span / 2;
+  }
+  return true;
+}
+
 // The "obviously fine" predicate (see the top of this file).
-bool ordinary(const Call& c) {
+bool ordinary(Call& c) {
   const at::Tensor& x = c.x;
   const at::Tensor& w = c.weight;
   if (x.dim() != 4 || x.layout() != at::kStrided || w.dim() != 4 || !on_x(w, x) ||
-      w.scalar_type() != x.scalar_type() || c.groups != 1 || !serves(x) ||
+      w.scalar_type() != x.scalar_type() || c.groups < 1 || !serves(x) ||
       at::autocast::is_autocast_enabled(x.device().type())) {
     return false;
   }
   const int64_t c_in = x.size(1), c_out = w.size(0), r = c.r;
-  if (c_in == 0 || c_out == 0 || w.size(1) != c_in || r < 1 || c_out % (r * r) != 0) {
+  if (c_in == 0 || c_out == 0 || c_in % c.groups != 0 || c_out % c.groups != 0 ||
+      w.size(1) * c.groups != c_in || r < 1 || c_out % (r * r) != 0 || !resolve_padding(c)) {
     return false;
   }
   std::array<int64_t, 2> out{};
@@ -104,7 +131,7 @@ bool ordinary(const Call& c) {
       return false;
     }
   }
-  return !direct_depthwise(c);
+  return true;
 }
 
 // -- the composition, as _conv_then_epilogue ------------------------------------------------
@@ -128,7 +155,7 @@ at::Tensor stock_convolution(const Call& c, const std::optional<at::Tensor>& bia
   const at::MemoryFormat fmt = pyimg::output_memory_format(c.x);
   const at::Tensor y = at::convolution(with_canonical_strides(c.x),
                                        with_canonical_strides(c.weight), bias, c.stride,
-                                       c.padding, c.dilation, false, {0, 0}, 1);
+                                       c.padding, c.dilation, false, {0, 0}, c.groups);
   return y.contiguous(fmt);
 }
 
@@ -183,6 +210,21 @@ at::Tensor conv_then_epilogue(const Call& c) {
   return shuffle.call(z, r, std::nullopt, c10::string_view("none"), std::nullopt, 0.0);
 }
 
+// The Python path's depthwise_conv2d call (conv2d in pyimg/ops/conv.py): padding as (top,
+// bottom, left, right), the residual in x's dtype.
+at::Tensor depthwise(const Call& c) {
+  static const auto op = typed_op<DepthwiseSignature>("pyimg::depthwise_conv2d");
+  const std::array<int64_t, 4> padding{c.padding[0], c.padding[0], c.padding[1], c.padding[1]};
+  return op.call(c.x, c.weight, c.bias, c.stride, padding, c.dilation, c.scale, c.shift,
+                 c10::string_view(c.activation), c.prelu_weight, c.negative_slope,
+                 in_dtype(c.residual, c.x.scalar_type()), c.add_before_activation);
+}
+
+// padding: a number or pair, or 'same' / 'valid' (resolved once the weight's size is known).
+bool unpack_padding(py::handle obj, Call& c) {
+  return unpack(obj, c.padding) || unpack(obj, c.padding_mode);
+}
+
 py::object conv2d(py::handle x, py::handle weight, py::handle bias, py::handle stride,
                   py::handle padding, py::handle dilation, py::handle groups, py::handle scale,
                   py::handle shift, py::handle activation, py::handle prelu_weight,
@@ -190,7 +232,7 @@ py::object conv2d(py::handle x, py::handle weight, py::handle bias, py::handle s
                   py::handle add_before_activation, py::handle upscale_factor) {
   Call c;
   if (!unpack(x, c.x) || !unpack(weight, c.weight) || !unpack(bias, c.bias) ||
-      !unpack(stride, c.stride) || !unpack(padding, c.padding) ||
+      !unpack(stride, c.stride) || !unpack_padding(padding, c) ||
       !unpack(dilation, c.dilation) || !unpack(groups, c.groups) ||
       !unpack(scale, c.scale) || !unpack(shift, c.shift) ||
       !unpack(activation, c.activation) || !unpack(prelu_weight, c.prelu_weight) ||
@@ -201,7 +243,8 @@ py::object conv2d(py::handle x, py::handle weight, py::handle bias, py::handle s
   }
   const bool record =
       records_gradient(c.x, c.weight, c.bias, c.scale, c.shift, c.prelu_weight, c.residual);
-  return run(record, [&c] { return conv_then_epilogue(c); });
+  return run(record,
+             [&c] { return direct_depthwise(c) ? depthwise(c) : conv_then_epilogue(c); });
 }
 
 }  // namespace

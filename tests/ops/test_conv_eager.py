@@ -275,11 +275,13 @@ X, W = torch.randn(1, 4, 5, 5), torch.randn(8, 4, 3, 3)
 # name: (conv2d's arguments, the message the Python path raises, or None where it is valid)
 DECLINED = {
     "unbatched": (_args(X[0], W), None),
-    "padding same": (_args(X, W, padding="same"), None),
-    "padding valid": (_args(X, W, padding="valid"), None),
-    "groups 2": (_args(X, torch.randn(8, 2, 3, 3), groups=2), None),
-    "depthwise dilated NCHW": (_args(torch.randn(1, 1, 7, 7), torch.randn(2, 1, 3, 3),
-                                     dilation=2), None),
+    "padding same, one more at the end": (_args(X, torch.randn(8, 4, 2, 2), padding="same"),
+                                          None),
+    "padding same, strided": (_args(X, W, stride=2, padding="same"), "not supported for strided"),
+    "padding string": (_args(X, W, padding="full"), "Invalid padding string"),
+    "groups, weight channels": (_args(X, W, groups=2), "to have 8 channels"),
+    "groups, output channels": (_args(X, torch.randn(6, 1, 3, 3), groups=4),
+                                "divisible by 4"),
     "torch.Size padding": (_args(X, W, padding=torch.Size([1, 1])), None),
     "bool upscale factor": (_args(X, W, upscale_factor=True), None),
     "int add_before_activation": (_args(X, W, add_before_activation=1), None),
@@ -331,16 +333,76 @@ def test_declines_what_it_does_not_recognize(case):
             pyimg.ops.conv2d(*args[:7], **keywords)
 
 
-def test_declines_the_depthwise_kernels_calls():
-    # One input channel is depthwise for the Python path on the cpu backend only for NCHW
-    # dilated convolutions; the others are the entry's.
-    x, weight = torch.randn(1, 1, 7, 7), torch.randn(2, 1, 3, 3)
-    assert _extension.eager.conv2d(*_args(x, weight, dilation=2)) is None
-    assert _extension.eager.conv2d(*_args(x, weight)) is not None
-    cl = x.contiguous(memory_format=torch.channels_last).as_strided(x.shape, (49, 1, 7, 1))
-    assert _extension.eager.conv2d(*_args(cl, weight, dilation=2)) is not None
-    assert _extension.eager.conv2d(*_args(x, weight, dilation=2, upscale_factor=1,
-                                          activation="relu")) is None
+# name: (x, weight, conv2d's stride, padding, dilation, groups, epilogue): string paddings,
+# grouped and depthwise convolutions, which the entry serves as the Python path does, the
+# depthwise kernel's calls (NCHW dilated on the cpu backend) through pyimg::depthwise_conv2d.
+SERVED = {
+    "padding same": ((2, 4, 7, 6), (8, 4, 3, 3), 1, "same", 1, 1, {}),
+    "padding same, dilated": ((1, 4, 9, 9), (8, 4, 3, 5), 1, "same", (2, 1), 1,
+                              dict(activation="relu")),
+    "padding valid, strided": ((1, 4, 7, 6), (8, 4, 3, 3), 2, "valid", 1, 1,
+                               dict(upscale_factor=2)),
+    "groups 2": ((1, 4, 7, 6), (6, 2, 3, 3), 1, 1, 1, 2, dict(activation="prelu")),
+    "depthwise": ((2, 4, 7, 6), (8, 1, 3, 3), 1, 1, 1, 4, dict(activation="leaky_relu")),
+    "depthwise dilated NCHW": ((2, 4, 9, 8), (4, 1, 3, 3), 1, 2, 2, 4,
+                               dict(activation="prelu", residual=True)),
+    "depthwise dilated, one channel": ((1, 1, 7, 7), (2, 1, 3, 3), 1, 0, 2, 1, {}),
+    "depthwise, padding same": ((1, 4, 7, 6), (4, 1, 3, 3), 1, "same", 3, 4,
+                                dict(scale=True, residual=True, add_before_activation=True)),
+}
+
+
+def _served_call(case, dtype=torch.float64, layout=0):
+    x_shape, w_shape, stride, padding, dilation, groups, kw = SERVED[case]
+    x = [view for _, view in layouts(rand(*x_shape, dtype=dtype))][layout]
+    weight = rand(*w_shape, dtype=dtype)
+    kw = dict(kw)
+    c_out = w_shape[0]
+    if kw.get("activation") == "prelu":
+        kw["prelu_weight"] = rand(c_out, dtype=dtype, lo=0.1, hi=0.3)
+    if kw.pop("scale", False):
+        kw.update(scale=rand(c_out, dtype=dtype, lo=0.5, hi=2.0), shift=rand(c_out, dtype=dtype))
+    if kw.pop("residual", False):
+        out = F.conv2d(x, weight, None, stride, padding, dilation, groups)
+        kw["residual"] = rand(*out.shape, dtype=dtype)
+    return x, weight, rand(c_out, dtype=dtype), (stride, padding, dilation, groups), kw
+
+
+@pytest.mark.parametrize("layout", (0, 1, 2))
+@pytest.mark.parametrize("case", SERVED, ids=list(SERVED))
+def test_serves_string_padding_groups_and_depthwise_as_the_python_path(case, layout, served):
+    x, weight, bias, conv, kw = _served_call(case, layout=layout)
+    tensors = [t.requires_grad_() for t in (x, weight, bias, *kw.values())
+               if isinstance(t, torch.Tensor)]
+    y = pyimg.ops.conv2d(x, weight, bias, *conv, **kw)
+    assert served == [True]
+    expected = python_path(x, weight, bias, *conv, **kw)
+    assert_same(y, expected, case)
+    g = torch.randn_like(y)
+    for ours, theirs in zip(torch.autograd.grad(y, tensors, g),
+                            torch.autograd.grad(expected, tensors, g), strict=True):
+        torch.testing.assert_close(ours, theirs, **TOLERANCE[torch.float64], msg=case)
+    with torch.no_grad():
+        assert_same(pyimg.ops.conv2d(x, weight, bias, *conv, **kw), expected, case)
+        stock = F.conv2d(x, weight, bias, *conv)
+    if not kw:
+        torch.testing.assert_close(y, stock, **TOLERANCE[torch.float64])
+
+
+def _ran_depthwise_op(*args) -> bool:
+    with torch.autograd.profiler.profile() as prof:
+        assert _extension.eager.conv2d(*args) is not None
+    return any(e.name == "pyimg::depthwise_conv2d" for e in prof.function_events)
+
+
+def test_depthwise_calls_reach_the_depthwise_op():
+    # NCHW dilated depthwise on the cpu backend is the direct kernel's (as _direct_depthwise
+    # in pyimg/ops/conv.py), the others stock convolution's.
+    x, weight = torch.randn(1, 4, 9, 8), torch.randn(4, 1, 3, 3)
+    assert _ran_depthwise_op(*_args(x, weight, dilation=2, groups=4))
+    assert not _ran_depthwise_op(*_args(x, weight, groups=4))
+    cl = x.contiguous(memory_format=torch.channels_last)
+    assert not _ran_depthwise_op(*_args(cl, weight, dilation=2, groups=4))
 
 
 def test_declines_forced_backends_autocast_modes_and_subclasses():
