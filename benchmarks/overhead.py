@@ -163,6 +163,7 @@ def _functions(training: bool, grad: bool | None = None):
     c = CHANNELS
     x = _tensor(*SHAPE, grad=grad)
     weight = _tensor(c, c, 3, 3, grad=grad)
+    depthwise = _tensor(c, 1, 3, 3, grad=grad)
     bias = _tensor(c, grad=grad)
     mean, var = torch.zeros(c), torch.ones(c)
     gamma, beta = _tensor(c, grad=grad), _tensor(c, grad=grad)
@@ -178,6 +179,10 @@ def _functions(training: bool, grad: bool | None = None):
          lambda: ops.conv2d(x, weight, bias, 1, 1)),
         ("dilated_conv2d 3x3 d2", lambda: F.conv2d(x, weight, bias, 1, 2, 2),
          lambda: ops.dilated_conv2d(x, weight, bias, 2, 2)),
+        ("conv2d 3x3 padding='same'", lambda: F.conv2d(x, weight, bias, 1, "same"),
+         lambda: ops.conv2d(x, weight, bias, 1, "same")),
+        ("conv2d 3x3 depthwise d2", lambda: F.conv2d(x, depthwise, bias, 1, 2, 2, c),
+         lambda: ops.conv2d(x, depthwise, bias, 1, 2, 2, c)),
         ("batch_norm_prelu", lambda: F.prelu(F.batch_norm(x, mean, var, gamma, beta, training),
                                              alpha),
          lambda: ops.batch_norm_prelu(x, mean, var, gamma, beta, alpha, training)),
