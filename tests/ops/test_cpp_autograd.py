@@ -389,6 +389,7 @@ def test_modified_saved_tensor_raises_like_stock(name):
             y.sum().backward()
 
 
+@pytest.mark.filterwarnings("ignore:Anomaly Detection has been enabled")
 def test_anomaly_mode_names_the_node_and_its_forward():
     y, saved = RECORDED["PixelShuffleBackward (fused)"]()
     with torch.no_grad():
