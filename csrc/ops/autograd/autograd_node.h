@@ -3,7 +3,7 @@
 // Node subclass with typed members, saved tensors as SavedVariable, one edge per input in the
 // order of the backward's results, set_history on the fresh outputs. torch::autograd::Function
 // does the same through a string-keyed map and a generic wrapping of every input and output,
-// which costs about 1-1.5 us more per call on a small tensor.
+// which cost 0.7-2 us more per call on a small tensor (benchmarks/results/training_nodes_*).
 #pragma once
 
 #include <ATen/core/dispatch/Dispatcher.h>
