@@ -1,11 +1,14 @@
 """The C++ ops' autograd kernels (csrc/ops/autograd/): registered in C++ rather than in
 Python, the gradients of the torch reference, float64 gradchecks of each op called directly,
 and double backward: differentiable where the backward is made of differentiable ops, an
-error (never a silent zero) where it calls a backward op."""
+error (never a silent zero) where it calls a backward op; and the nodes behave as stock's
+generated ones: names, saved tensors (version checks, hooks, release), retain_graph, an error
+for forward-mode AD."""
 
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.autograd import forward_ad
 
 from pyimg import _extension
 from pyimg.ops.batch_norm import batch_norm_prelu_reference
@@ -287,3 +290,192 @@ def test_batch_norm_gradcheck_and_double_backward(device):
     (grad_x,) = torch.autograd.grad(y.square().sum(), x, create_graph=True)
     with pytest.raises(RuntimeError, match="differentiate twice pyimg::bn_prelu"):
         grad_x.sum().backward()
+
+
+
+# -- the nodes: names, saved tensors, retain_graph, forward mode ------------------------------
+
+
+def _recorded_calls():
+    """Per node name, a call on fresh float64 leaves returning (output, {name: a tensor the
+    node saved})."""
+    def shuffle():
+        x = _leaf(torch.randn(1, 8, 3, 3, dtype=torch.float64))
+        return pyimg_ops.pixel_shuffle(x, 2), {}
+
+    def shuffle_fused():
+        x = _leaf(torch.randn(1, 8, 3, 3, dtype=torch.float64))
+        bias = _leaf(torch.randn(8, dtype=torch.float64))
+        weight = _leaf(torch.rand(2, dtype=torch.float64))
+        out = pyimg_ops.pixel_shuffle(x, 2, bias, "prelu", weight, 0.01)
+        return out, {"x": x, "bias": bias, "weight": weight}
+
+    def unshuffle():
+        x = _leaf(torch.randn(1, 2, 6, 6, dtype=torch.float64))
+        return pyimg_ops.pixel_unshuffle(x, 2), {}
+
+    def pool():
+        x = _leaf(torch.randn(1, 2, 6, 6, dtype=torch.float64))
+        values, indices = pyimg_ops.max_pool2d_with_indices(x, [2, 2], [2, 2], [0, 0], [1, 1],
+                                                            False, False)
+        return values, {"indices": indices}
+
+    def unpool():
+        pooled, indices = F.max_pool2d(torch.randn(1, 2, 6, 6, dtype=torch.float64), 2,
+                                       return_indices=True)
+        x = _leaf(pooled)
+        out = pyimg_ops.max_unpool2d(x, indices, [2, 2], [2, 2], [0, 0], [6, 6], False)
+        return out, {"x": x, "indices": indices}
+
+    def stats():
+        x = _leaf(torch.randn(2, 3, 4, 4, dtype=torch.float64))
+        mean, var = pyimg_ops.batch_norm_stats(x)
+        return mean + var, {"x": x}
+
+    def bn_prelu():
+        x, weight, bias, alpha, res = _bn_inputs("cpu", 2, torch.contiguous_format,
+                                                 "per-channel", True)
+        out = _bn_ours(x, weight, bias, alpha, res, True, None)
+        return out, {"x": x, "weight": weight, "bias": bias, "prelu_weight": alpha}
+
+    return {"PixelShuffleBackward": shuffle, "PixelShuffleBackward (fused)": shuffle_fused,
+            "PixelUnshuffleBackward": unshuffle, "MaxPool2DWithIndicesBackward": pool,
+            "MaxUnpool2DBackward": unpool, "BatchNormStatsBackward": stats,
+            "BnPreluBackward": bn_prelu}
+
+
+RECORDED = _recorded_calls()
+SAVING = [name for name in RECORDED if name not in ("PixelShuffleBackward",
+                                                     "PixelUnshuffleBackward")]
+
+
+def _node(y):
+    """y's pyimg node (batch_norm_stats' output is mean + var: the node below the add)."""
+    node = y.grad_fn
+    return node.next_functions[0][0] if node.name().startswith("AddBackward") else node
+
+
+def _leaves(y):
+    """The leaves y's graph accumulates gradients into."""
+    found, todo, seen = [], [y.grad_fn], set()
+    while todo:
+        node = todo.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        if hasattr(node, "variable"):
+            found.append(node.variable)
+        todo.extend(next_node for next_node, _ in node.next_functions)
+    return found
+
+
+def _grads_of_sum(y):
+    return torch.autograd.grad(y.sum(), _leaves(y))
+
+
+@pytest.mark.parametrize("name", RECORDED)
+def test_node_names(name):
+    y, _ = RECORDED[name]()
+    assert _node(y).name() == "pyimg::" + name.split()[0]
+
+
+@pytest.mark.parametrize("name", SAVING)
+def test_modified_saved_tensor_raises_like_stock(name):
+    for saved_name in RECORDED[name]()[1]:
+        y, saved = RECORDED[name]()
+        with torch.no_grad():
+            saved[saved_name].add_(1)
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            y.sum().backward()
+
+
+@pytest.mark.filterwarnings("ignore:Anomaly Detection has been enabled")
+def test_anomaly_mode_names_the_node_and_its_forward():
+    y, saved = RECORDED["PixelShuffleBackward (fused)"]()
+    with torch.no_grad():
+        saved["x"].mul_(2)
+    with torch.autograd.detect_anomaly(), \
+            pytest.warns(UserWarning, match="Error detected in pyimg::PixelShuffleBackward"), \
+            pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.sum().backward()
+
+
+@pytest.mark.parametrize("name", RECORDED)
+def test_retain_graph_and_release_of_saved_tensors(name):
+    y, _ = RECORDED[name]()
+    leaves = _leaves(y)
+    first = torch.autograd.grad(y.sum(), leaves, retain_graph=True)
+    second = torch.autograd.grad(y.sum(), leaves)
+    for a, b in zip(first, second, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    if name in SAVING:  # released, as stock's nodes release theirs
+        with pytest.raises(RuntimeError, match="backward through the graph a second time"):
+            torch.autograd.grad(y.sum(), leaves)
+    else:  # nothing saved: a rearrangement's backward runs again, as stock's does
+        torch.autograd.grad(y.sum(), leaves)
+
+
+@pytest.mark.parametrize("name", SAVING)
+def test_saved_tensors_hooks_apply(name):
+    packed, unpacked = [], []
+
+    def pack(t):
+        packed.append(t)
+        return t.clone()
+
+    def unpack(t):
+        unpacked.append(t)
+        return t
+
+    torch.manual_seed(0)
+    want = _grads_of_sum(RECORDED[name]()[0])
+    torch.manual_seed(0)
+    with torch.autograd.graph.saved_tensors_hooks(pack, unpack):
+        y, saved = RECORDED[name]()
+    assert packed and not unpacked
+    assert any(t.data_ptr() == s.data_ptr() for t in packed for s in saved.values())
+    got = _grads_of_sum(y)
+    assert len(unpacked) == len(packed)
+    for g, w in zip(got, want, strict=True):
+        torch.testing.assert_close(g, w, **DOUBLE)
+
+
+@pytest.mark.parametrize("call", [
+    lambda t: pyimg_ops.pixel_shuffle(t, 2),
+    lambda t: pyimg_ops.pixel_unshuffle(t, 2),
+    lambda t: pyimg_ops.max_pool2d_with_indices(t, [2, 2], [2, 2], [0, 0], [1, 1], False, False),
+    lambda t: pyimg_ops.batch_norm_stats(t),
+    lambda t: pyimg_ops.bn_prelu(t, torch.zeros(8, dtype=t.dtype), torch.ones(8, dtype=t.dtype),
+                                 None, None, None, None, False),
+], ids=("pixel_shuffle", "pixel_unshuffle", "max_pool", "stats", "bn_prelu"))
+def test_forward_mode_ad_raises(call):
+    x = torch.randn(1, 8, 4, 4, dtype=torch.float64)
+    with forward_ad.dual_level():
+        dual = forward_ad.make_dual(x, torch.randn_like(x))
+        with pytest.raises(NotImplementedError,
+                           match=r"forward AD with pyimg::.*no forward-mode formula"):
+            call(dual)
+
+
+@pytest.mark.parametrize("shape, r", [((2, 3, 4, 5), 1), ((0, 8, 4, 4), 2), ((1, 0, 4, 4), 2)])
+@pytest.mark.parametrize("op", ("pixel_shuffle", "pixel_unshuffle"))
+def test_outputs_never_alias_inputs(shape, r, op):
+    x = _leaf(torch.randn(shape, dtype=torch.float64))
+    y = getattr(pyimg_ops, op)(x, r)
+    assert y is not x and not y._is_view()
+    assert x.is_leaf and x.grad_fn is None
+    if y.numel():
+        assert y.untyped_storage().data_ptr() != x.untyped_storage().data_ptr()
+    y.sum().backward()
+    assert x.grad is not None and x.grad.shape == x.shape
+
+
+def test_stats_gradient_of_one_output():
+    # The other output's gradient is undefined: it counts as zero.
+    x = _leaf(torch.randn(2, 3, 4, 4, dtype=torch.float64))
+    mean, var = pyimg_ops.batch_norm_stats(x)
+    for used, want in ((mean, x.mean((0, 2, 3))), (var, x.var((0, 2, 3), unbiased=False))):
+        grad_out = torch.randn(3, dtype=torch.float64)
+        (got,) = torch.autograd.grad(used, x, grad_out, retain_graph=True)
+        (expected,) = torch.autograd.grad(want, x, grad_out)
+        torch.testing.assert_close(got, expected, **DOUBLE)

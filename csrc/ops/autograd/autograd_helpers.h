@@ -11,11 +11,6 @@
 
 namespace pyimg {
 
-inline bool requires_grad_of(const at::Tensor& t) { return t.defined() && t.requires_grad(); }
-inline bool requires_grad_of(const std::optional<at::Tensor>& t) {
-  return t.has_value() && requires_grad_of(*t);
-}
-
 // A forward-mode tangent counts too: below Autograd it would be dropped without a word, while
 // the autograd kernels refuse it (they have no forward-mode formula).
 inline bool records_gradient_of(const at::Tensor& t, bool grad_mode) {

@@ -3,144 +3,138 @@
 // its own, so differentiating bn_prelu twice raises. batch_norm_stats' gradient is torch ops,
 // differentiable again.
 #include <ATen/ATen.h>
-#include <ATen/core/dispatch/Dispatcher.h>
-#include <torch/autograd.h>
 #include <torch/library.h>
 
+#include <array>
 #include <tuple>
 
 #include "ops/autograd/autograd_helpers.h"
+#include "ops/autograd/autograd_node.h"
 
 namespace pyimg {
 
 namespace {
 
-using torch::autograd::AutogradContext;
-using torch::autograd::variable_list;
 using OptionalTensor = std::optional<at::Tensor>;
-
-std::tuple<at::Tensor, at::Tensor> stats(const at::Tensor& x) {
-  static const auto op = c10::Dispatcher::singleton()
-                             .findSchemaOrThrow("pyimg::batch_norm_stats", "")
-                             .typed<decltype(stats)>();
-  return op.call(x);
-}
-
-at::Tensor bn_prelu(const at::Tensor& x, const at::Tensor& mean, const at::Tensor& invstd,
-                    const OptionalTensor& weight, const OptionalTensor& bias,
-                    const OptionalTensor& prelu_weight, const OptionalTensor& residual,
-                    bool training, bool relu) {
-  static const auto op = c10::Dispatcher::singleton()
-                             .findSchemaOrThrow("pyimg::bn_prelu", "")
-                             .typed<decltype(bn_prelu)>();
-  return op.call(x, mean, invstd, weight, bias, prelu_weight, residual, training, relu);
-}
-
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> bn_prelu_backward(
-    const at::Tensor& grad, const at::Tensor& x, const at::Tensor& mean, const at::Tensor& invstd,
-    const OptionalTensor& weight, const OptionalTensor& bias, const OptionalTensor& prelu_weight,
-    bool training, bool relu) {
-  static const auto op = c10::Dispatcher::singleton()
-                             .findSchemaOrThrow("pyimg::bn_prelu_backward", "")
-                             .typed<decltype(bn_prelu_backward)>();
-  return op.call(grad, x, mean, invstd, weight, bias, prelu_weight, training, relu);
-}
+using StatsSignature = std::tuple<at::Tensor, at::Tensor>(const at::Tensor&);
+using BnPreluSignature = at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                                    const OptionalTensor&, const OptionalTensor&,
+                                    const OptionalTensor&, const OptionalTensor&, bool, bool);
+using BnPreluBackwardSignature = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor>(
+    const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&,
+    const OptionalTensor&, const OptionalTensor&, const OptionalTensor&, bool, bool);
 
 OptionalTensor optional_of(const at::Tensor& t) {
   return t.defined() ? OptionalTensor(t) : std::nullopt;
 }
 
-class StatsFunction : public torch::autograd::Function<StatsFunction> {
- public:
-  static variable_list forward(AutogradContext* ctx, const at::Tensor& x) {
-    at::AutoDispatchBelowADInplaceOrView below_autograd;
-    auto [mean, var] = stats(x);
-    ctx->save_for_backward({x, mean});
-    return {mean, var};
-  }
+// Edge: x. Outputs: mean, var (either may come without a gradient).
+struct BatchNormStatsBackward : Node {
+  std::string name() const override { return "pyimg::BatchNormStatsBackward"; }
+  void release_variables() override { release(mutex_, x_, mean_); }
 
   // mean = sum(x) / M, var = sum((x - mean)^2) / M; d var / d x = 2 (x - mean) / M.
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    const variable_list saved = ctx->get_saved_variables();
-    const at::Tensor &x = saved[0], &mean = saved[1];
+  variable_list apply(variable_list&& grads) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!any_defined(grads)) return variable_list(1);
+    const at::Tensor x = x_.unpack(), mean = mean_.unpack(getptr());
     const c10::SymInt channels = x.sym_size(1);
     // No channels, no elements: the gradient is empty whatever M is.
     const c10::Scalar m(channels == 0 ? c10::SymInt(1) : x.sym_numel() / channels);
     const std::array<int64_t, 4> per_channel{1, -1, 1, 1};
     at::Tensor grad = at::zeros_like(x, x.options().dtype(mean.scalar_type()));
-    grad = grad + grads[0].view(per_channel) / m;
-    grad = grad + grads[1].view(per_channel) * 2 * (x.to(mean.scalar_type()) -
-                                                     mean.view(per_channel)) / m;
+    if (grads[0].defined()) grad = grad + grads[0].view(per_channel) / m;
+    if (grads[1].defined()) {
+      grad = grad + grads[1].view(per_channel) * 2 *
+                        (x.to(mean.scalar_type()) - mean.view(per_channel)) / m;
+    }
     return {grad.to(x.scalar_type())};
   }
+
+  SavedVariable x_, mean_;
 };
 
-class BnPreluFunction : public torch::autograd::Function<BnPreluFunction> {
- public:
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& mean,
-                            const at::Tensor& invstd, const OptionalTensor& weight,
-                            const OptionalTensor& bias, const OptionalTensor& prelu_weight,
-                            const OptionalTensor& residual, bool training, bool relu) {
-    at::AutoDispatchBelowADInplaceOrView below_autograd;
-    ctx->saved_data["training"] = training;
-    ctx->saved_data["relu"] = relu;
-    ctx->saved_data["weight_needs_grad"] = requires_grad_of(weight);
-    ctx->saved_data["bias_needs_grad"] = requires_grad_of(bias);
-    ctx->saved_data["prelu_weight_needs_grad"] = requires_grad_of(prelu_weight);
-    ctx->saved_data["has_residual"] = residual.has_value();
-    ctx->save_for_backward({x, mean, invstd, weight.value_or(at::Tensor()),
-                            bias.value_or(at::Tensor()), prelu_weight.value_or(at::Tensor())});
-    return bn_prelu(x, mean, invstd, weight, bias, prelu_weight, residual, training, relu);
+// Edges: x, mean, invstd, weight, bias, prelu_weight, residual. mean and invstd get no
+// gradient: in training they are x's batch statistics, whose part of the gradient
+// bn_prelu_backward computes within x's; in eval they are the running statistics.
+struct BnPreluBackward : Node {
+  std::string name() const override { return "pyimg::BnPreluBackward"; }
+  void release_variables() override {
+    release(mutex_, x_, mean_, invstd_, weight_, bias_, prelu_weight_);
   }
 
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    const variable_list saved = ctx->get_saved_variables();
+  variable_list apply(variable_list&& grads) override {
+    std::lock_guard<std::mutex> lock(mutex_);
     const at::Tensor& grad = grads[0];
-    variable_list depends_on = saved;
-    depends_on.push_back(grad);
-    return once_differentiable("pyimg::bn_prelu", depends_on, [&]() -> variable_list {
-      const at::Tensor &x = saved[0], &mean = saved[1], &invstd = saved[2];
-      const at::Tensor& prelu_weight = saved[5];
-      auto [grad_x, sum_dz, sum_dz_xhat, sum_dy_negz] = bn_prelu_backward(
-          grad, x, mean, invstd, optional_of(saved[3]), optional_of(saved[4]),
-          optional_of(prelu_weight), ctx->saved_data["training"].toBool(),
-          ctx->saved_data["relu"].toBool());
+    if (!grad.defined()) return variable_list(7);
+    const at::Tensor x = x_.unpack(), mean = mean_.unpack(), invstd = invstd_.unpack();
+    const at::Tensor weight = weight_.unpack(), bias = bias_.unpack();
+    const at::Tensor prelu_weight = prelu_weight_.unpack();
+    const bool weight_needs_grad = task_should_compute_output(3);
+    const bool bias_needs_grad = task_should_compute_output(4);
+    const bool prelu_weight_needs_grad = task_should_compute_output(5);
+    const bool residual_needs_grad = task_should_compute_output(6);
+    return once_differentiable("pyimg::bn_prelu", {x, mean, invstd, weight, bias, prelu_weight,
+                                                   grad}, [&]() -> variable_list {
+      static const auto op = find_op<BnPreluBackwardSignature>("pyimg::bn_prelu_backward");
+      auto [grad_x, sum_dz, sum_dz_xhat, sum_dy_negz] =
+          op.call(grad, x, mean, invstd, optional_of(weight), optional_of(bias),
+                  optional_of(prelu_weight), training, relu);
       at::Tensor grad_prelu;
-      if (ctx->saved_data["prelu_weight_needs_grad"].toBool()) {
+      if (prelu_weight_needs_grad) {
         grad_prelu = prelu_weight.sym_numel() == 1 ? sum_dy_negz.sum().reshape({1}) : sum_dy_negz;
       }
       return {grad_x,
               {},
               {},
-              ctx->saved_data["weight_needs_grad"].toBool() ? sum_dz_xhat : at::Tensor(),
-              ctx->saved_data["bias_needs_grad"].toBool() ? sum_dz : at::Tensor(),
+              weight_needs_grad ? sum_dz_xhat : at::Tensor(),
+              bias_needs_grad ? sum_dz : at::Tensor(),
               grad_prelu,
-              ctx->saved_data["has_residual"].toBool() ? grad : at::Tensor(),
-              {},
-              {}};
+              residual_needs_grad ? grad : at::Tensor()};
     });
   }
+
+  bool training = false;
+  bool relu = false;
+  SavedVariable x_, mean_, invstd_, weight_, bias_, prelu_weight_;
 };
 
-std::tuple<at::Tensor, at::Tensor> batch_norm_stats_autograd(const at::Tensor& x) {
-  if (!records_gradient(x)) {
-    at::AutoDispatchBelowADInplaceOrView below_autograd;
-    return stats(x);
+std::tuple<at::Tensor, at::Tensor> batch_norm_stats_autograd(c10::DispatchKeySet keys,
+                                                             const at::Tensor& x) {
+  static const auto op = find_op<StatsSignature>("pyimg::batch_norm_stats");
+  auto node = make_node<BatchNormStatsBackward>("pyimg::batch_norm_stats", x);
+  auto [mean, var] = call_below_autograd(op, keys, x);
+  if (node) {
+    torch::autograd::set_history(mean, node);
+    torch::autograd::set_history(var, node);
+    node->x_ = SavedVariable(x, /*is_output=*/false);
+    node->mean_ = SavedVariable(mean, /*is_output=*/true);
   }
-  const variable_list out = StatsFunction::apply(x);
-  return {out[0], out[1]};
+  return {std::move(mean), std::move(var)};
 }
 
-at::Tensor bn_prelu_autograd(const at::Tensor& x, const at::Tensor& mean,
-                             const at::Tensor& invstd, const OptionalTensor& weight,
-                             const OptionalTensor& bias, const OptionalTensor& prelu_weight,
-                             const OptionalTensor& residual, bool training, bool relu) {
-  if (!records_gradient(x, mean, invstd, weight, bias, prelu_weight, residual)) {
-    at::AutoDispatchBelowADInplaceOrView below_autograd;
-    return bn_prelu(x, mean, invstd, weight, bias, prelu_weight, residual, training, relu);
+at::Tensor bn_prelu_autograd(c10::DispatchKeySet keys, const at::Tensor& x,
+                             const at::Tensor& mean, const at::Tensor& invstd,
+                             const OptionalTensor& weight, const OptionalTensor& bias,
+                             const OptionalTensor& prelu_weight, const OptionalTensor& residual,
+                             bool training, bool relu) {
+  static const auto op = find_op<BnPreluSignature>("pyimg::bn_prelu");
+  auto node = make_node<BnPreluBackward>("pyimg::bn_prelu", x, mean, invstd, weight, bias,
+                                         prelu_weight, residual);
+  at::Tensor out = call_below_autograd(op, keys, x, mean, invstd, weight, bias, prelu_weight,
+                                       residual, training, relu);
+  if (node) {
+    node->training = training;
+    node->relu = relu;
+    node->x_ = SavedVariable(x, /*is_output=*/false);
+    node->mean_ = SavedVariable(mean, /*is_output=*/false);
+    node->invstd_ = SavedVariable(invstd, /*is_output=*/false);
+    node->weight_ = SavedVariable(weight, /*is_output=*/false);
+    node->bias_ = SavedVariable(bias, /*is_output=*/false);
+    node->prelu_weight_ = SavedVariable(prelu_weight, /*is_output=*/false);
+    torch::autograd::set_history(out, node);
   }
-  return BnPreluFunction::apply(x, mean, invstd, weight, bias, prelu_weight, residual, training,
-                                relu);
+  return out;
 }
 
 }  // namespace

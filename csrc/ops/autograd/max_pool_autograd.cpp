@@ -2,146 +2,124 @@
 // through the dispatcher, so it runs on whichever backend holds the tensors; those ops have no
 // derivative of their own, so differentiating either op twice raises.
 #include <ATen/ATen.h>
-#include <ATen/core/dispatch/Dispatcher.h>
-#include <torch/autograd.h>
+#include <c10/util/SmallVector.h>
 #include <torch/library.h>
 
 #include <array>
 #include <tuple>
 
 #include "ops/autograd/autograd_helpers.h"
+#include "ops/autograd/autograd_node.h"
 
 namespace pyimg {
 
 namespace {
 
-using torch::autograd::AutogradContext;
-using torch::autograd::variable_list;
+using PoolSignature = std::tuple<at::Tensor, at::Tensor>(
+    const at::Tensor&, at::IntArrayRef, at::IntArrayRef, at::IntArrayRef, at::IntArrayRef, bool,
+    bool);
+using PoolBackwardSignature = at::Tensor(const at::Tensor&, const at::Tensor&,
+                                         c10::SymIntArrayRef, at::IntArrayRef, at::IntArrayRef,
+                                         at::IntArrayRef, at::IntArrayRef, bool);
+using UnpoolSignature = at::Tensor(const at::Tensor&, const at::Tensor&, at::IntArrayRef,
+                                   at::IntArrayRef, at::IntArrayRef, c10::SymIntArrayRef, bool);
+using UnpoolBackwardSignature = at::Tensor(const at::Tensor&, const at::Tensor&,
+                                           const at::Tensor&, at::IntArrayRef, at::IntArrayRef,
+                                           at::IntArrayRef, bool);
 
-std::tuple<at::Tensor, at::Tensor> pool(const at::Tensor& x, at::IntArrayRef kernel_size,
-                                        at::IntArrayRef stride, at::IntArrayRef padding,
-                                        at::IntArrayRef dilation, bool ceil_mode, bool compact) {
-  static const auto op = c10::Dispatcher::singleton()
-                             .findSchemaOrThrow("pyimg::max_pool2d_with_indices", "")
-                             .typed<decltype(pool)>();
-  return op.call(x, kernel_size, stride, padding, dilation, ceil_mode, compact);
-}
+// A window parameter (int[2] in the schemas), kept without a heap allocation.
+using Pair = c10::SmallVector<int64_t, 2>;
 
-at::Tensor pool_backward(const at::Tensor& grad_out, const at::Tensor& indices,
-                         c10::SymIntArrayRef input_size, at::IntArrayRef kernel_size,
-                         at::IntArrayRef stride, at::IntArrayRef padding,
-                         at::IntArrayRef dilation, bool compact) {
-  static const auto op = c10::Dispatcher::singleton()
-                             .findSchemaOrThrow("pyimg::max_pool2d_with_indices_backward", "")
-                             .typed<decltype(pool_backward)>();
-  return op.call(grad_out, indices, input_size, kernel_size, stride, padding, dilation, compact);
-}
-
-at::Tensor unpool(const at::Tensor& x, const at::Tensor& indices, at::IntArrayRef kernel_size,
-                  at::IntArrayRef stride, at::IntArrayRef padding, c10::SymIntArrayRef output_size,
-                  bool compact) {
-  static const auto op = c10::Dispatcher::singleton()
-                             .findSchemaOrThrow("pyimg::max_unpool2d", "")
-                             .typed<decltype(unpool)>();
-  return op.call(x, indices, kernel_size, stride, padding, output_size, compact);
-}
-
-at::Tensor unpool_backward(const at::Tensor& grad_out, const at::Tensor& x,
-                           const at::Tensor& indices, at::IntArrayRef kernel_size,
-                           at::IntArrayRef stride, at::IntArrayRef padding, bool compact) {
-  static const auto op = c10::Dispatcher::singleton()
-                             .findSchemaOrThrow("pyimg::max_unpool2d_backward", "")
-                             .typed<decltype(unpool_backward)>();
-  return op.call(grad_out, x, indices, kernel_size, stride, padding, compact);
-}
-
-void save_window(AutogradContext* ctx, at::IntArrayRef kernel_size, at::IntArrayRef stride,
-                 at::IntArrayRef padding, bool compact) {
-  ctx->saved_data["kernel_size"] = kernel_size;
-  ctx->saved_data["stride"] = stride;
-  ctx->saved_data["padding"] = padding;
-  ctx->saved_data["compact"] = compact;
-}
-
-class MaxPoolFunction : public torch::autograd::Function<MaxPoolFunction> {
- public:
-  static variable_list forward(AutogradContext* ctx, const at::Tensor& x,
-                               at::IntArrayRef kernel_size, at::IntArrayRef stride,
-                               at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode,
-                               bool compact) {
-    at::AutoDispatchBelowADInplaceOrView below_autograd;
-    auto [values, indices] = pool(x, kernel_size, stride, padding, dilation, ceil_mode, compact);
-    save_window(ctx, kernel_size, stride, padding, compact);
-    ctx->saved_data["dilation"] = dilation;
-    ctx->saved_data["height"] = x.sym_size(2);
-    ctx->saved_data["width"] = x.sym_size(3);
-    ctx->mark_non_differentiable({indices});
-    ctx->save_for_backward({indices});
-    return {values, indices};
+// What both backward ops take of the forward's window.
+struct Window {
+  void set(at::IntArrayRef kernel, at::IntArrayRef step, at::IntArrayRef pad, bool compact_) {
+    kernel_size.assign(kernel.begin(), kernel.end());
+    stride.assign(step.begin(), step.end());
+    padding.assign(pad.begin(), pad.end());
+    compact = compact_;
   }
 
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    const at::Tensor indices = ctx->get_saved_variables()[0];
-    const std::array<c10::SymInt, 2> input_size{ctx->saved_data["height"].toSymInt(),
-                                                ctx->saved_data["width"].toSymInt()};
-    return once_differentiable("pyimg::max_pool2d_with_indices", {grads[0]},
-                               [&]() -> variable_list {
-      const at::Tensor grad_x = pool_backward(
-          grads[0], indices, input_size, ctx->saved_data["kernel_size"].toIntVector(),
-          ctx->saved_data["stride"].toIntVector(), ctx->saved_data["padding"].toIntVector(),
-          ctx->saved_data["dilation"].toIntVector(), ctx->saved_data["compact"].toBool());
-      return {grad_x, {}, {}, {}, {}, {}, {}};
-    });
-  }
+  Pair kernel_size, stride, padding;
+  bool compact = false;
 };
 
-class MaxUnpoolFunction : public torch::autograd::Function<MaxUnpoolFunction> {
- public:
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& indices,
-                            at::IntArrayRef kernel_size, at::IntArrayRef stride,
-                            at::IntArrayRef padding, c10::SymIntArrayRef output_size,
-                            bool compact) {
-    at::AutoDispatchBelowADInplaceOrView below_autograd;
-    save_window(ctx, kernel_size, stride, padding, compact);
-    ctx->save_for_backward({x, indices});
-    return unpool(x, indices, kernel_size, stride, padding, output_size, compact);
-  }
+// Edge: x. indices is an output without a gradient.
+struct MaxPoolBackward : Node {
+  std::string name() const override { return "pyimg::MaxPool2DWithIndicesBackward"; }
+  void release_variables() override { release(mutex_, indices_); }
 
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    const variable_list saved = ctx->get_saved_variables();
-    const at::Tensor &x = saved[0], &indices = saved[1];
-    return once_differentiable("pyimg::max_unpool2d", {grads[0], x}, [&]() -> variable_list {
-      const at::Tensor grad_x = unpool_backward(
-          grads[0], x, indices, ctx->saved_data["kernel_size"].toIntVector(),
-          ctx->saved_data["stride"].toIntVector(), ctx->saved_data["padding"].toIntVector(),
-          ctx->saved_data["compact"].toBool());
-      return {grad_x, {}, {}, {}, {}, {}, {}};
+  variable_list apply(variable_list&& grads) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!grads[0].defined()) return variable_list(1);
+    const at::Tensor indices = indices_.unpack();
+    return once_differentiable("pyimg::max_pool2d_with_indices", {grads[0]},
+                               [&]() -> variable_list {
+      static const auto op =
+          find_op<PoolBackwardSignature>("pyimg::max_pool2d_with_indices_backward");
+      return {op.call(grads[0], indices, input_size, w.kernel_size, w.stride, w.padding,
+                      dilation, w.compact)};
     });
   }
+
+  Window w;
+  Pair dilation;
+  std::array<c10::SymInt, 2> input_size;
+  SavedVariable indices_;
+};
+
+// Edge: x (indices, integer, has none).
+struct MaxUnpoolBackward : Node {
+  std::string name() const override { return "pyimg::MaxUnpool2DBackward"; }
+  void release_variables() override { release(mutex_, x_, indices_); }
+
+  variable_list apply(variable_list&& grads) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!grads[0].defined()) return variable_list(1);
+    const at::Tensor x = x_.unpack(), indices = indices_.unpack();
+    return once_differentiable("pyimg::max_unpool2d", {grads[0], x}, [&]() -> variable_list {
+      static const auto op = find_op<UnpoolBackwardSignature>("pyimg::max_unpool2d_backward");
+      return {op.call(grads[0], x, indices, w.kernel_size, w.stride, w.padding, w.compact)};
+    });
+  }
+
+  Window w;
+  SavedVariable x_, indices_;
 };
 
 std::tuple<at::Tensor, at::Tensor> max_pool2d_with_indices_autograd(
-    const at::Tensor& x, at::IntArrayRef kernel_size, at::IntArrayRef stride,
-    at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode, bool compact) {
-  if (!records_gradient(x)) {
-    at::AutoDispatchBelowADInplaceOrView below_autograd;
-    return pool(x, kernel_size, stride, padding, dilation, ceil_mode, compact);
+    c10::DispatchKeySet keys, const at::Tensor& x, at::IntArrayRef kernel_size,
+    at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode,
+    bool compact) {
+  static const auto op = find_op<PoolSignature>("pyimg::max_pool2d_with_indices");
+  auto node = make_node<MaxPoolBackward>("pyimg::max_pool2d_with_indices", x);
+  auto [values, indices] = call_below_autograd(op, keys, x, kernel_size, stride, padding,
+                                               dilation, ceil_mode, compact);
+  if (node) {
+    node->w.set(kernel_size, stride, padding, compact);
+    node->dilation.assign(dilation.begin(), dilation.end());
+    node->input_size = {x.sym_size(2), x.sym_size(3)};
+    torch::autograd::set_history(values, node);
+    node->indices_ = SavedVariable(indices, /*is_output=*/true);
   }
-  const variable_list out =
-      MaxPoolFunction::apply(x, kernel_size, stride, padding, dilation, ceil_mode, compact);
-  return {out[0], out[1]};
+  return {std::move(values), std::move(indices)};
 }
 
-at::Tensor max_unpool2d_autograd(const at::Tensor& x, const at::Tensor& indices,
-                                 at::IntArrayRef kernel_size, at::IntArrayRef stride,
-                                 at::IntArrayRef padding, c10::SymIntArrayRef output_size,
-                                 bool compact) {
-  if (!records_gradient(x, indices)) {
-    at::AutoDispatchBelowADInplaceOrView below_autograd;
-    return unpool(x, indices, kernel_size, stride, padding, output_size, compact);
+at::Tensor max_unpool2d_autograd(c10::DispatchKeySet keys, const at::Tensor& x,
+                                 const at::Tensor& indices, at::IntArrayRef kernel_size,
+                                 at::IntArrayRef stride, at::IntArrayRef padding,
+                                 c10::SymIntArrayRef output_size, bool compact) {
+  static const auto op = find_op<UnpoolSignature>("pyimg::max_unpool2d");
+  auto node = make_node<MaxUnpoolBackward>("pyimg::max_unpool2d", x);
+  at::Tensor out =
+      call_below_autograd(op, keys, x, indices, kernel_size, stride, padding, output_size,
+                          compact);
+  if (node) {
+    node->w.set(kernel_size, stride, padding, compact);
+    node->x_ = SavedVariable(x, /*is_output=*/false);
+    node->indices_ = SavedVariable(indices, /*is_output=*/false);
+    torch::autograd::set_history(out, node);
   }
-  return MaxUnpoolFunction::apply(x, indices, kernel_size, stride, padding, output_size,
-                                  compact);
+  return out;
 }
 
 }  // namespace

@@ -3,42 +3,46 @@
 // is the other op, differentiable again; the fused backward (pixel_shuffle_backward) has no
 // derivative of its own, so differentiating it twice raises.
 #include <ATen/ATen.h>
-#include <ATen/core/dispatch/Dispatcher.h>
-#include <torch/autograd.h>
 #include <torch/library.h>
 
+#include <string>
+
 #include "ops/autograd/autograd_helpers.h"
+#include "ops/autograd/autograd_node.h"
 
 namespace pyimg {
 
 namespace {
 
-using torch::autograd::AutogradContext;
-using torch::autograd::variable_list;
 using OptionalTensor = std::optional<at::Tensor>;
+using ShuffleSignature = at::Tensor(const at::Tensor&, int64_t, const OptionalTensor&,
+                                    c10::string_view, const OptionalTensor&, double);
+using UnshuffleSignature = at::Tensor(const at::Tensor&, int64_t);
+using ShuffleBackwardSignature = at::Tensor(const at::Tensor&, const at::Tensor&, int64_t,
+                                            const OptionalTensor&, c10::string_view,
+                                            const OptionalTensor&, double);
 
-at::Tensor shuffle(const at::Tensor& x, int64_t r, const OptionalTensor& bias,
-                   c10::string_view activation, const OptionalTensor& weight,
-                   double negative_slope) {
-  static const auto op = c10::Dispatcher::singleton()
-                             .findSchemaOrThrow("pyimg::pixel_shuffle", "")
-                             .typed<decltype(shuffle)>();
-  return op.call(x, r, bias, activation, weight, negative_slope);
+const c10::TypedOperatorHandle<ShuffleSignature>& shuffle_op() {
+  static const auto op = find_op<ShuffleSignature>("pyimg::pixel_shuffle");
+  return op;
 }
 
-at::Tensor unshuffle(const at::Tensor& x, int64_t r) {
-  static const auto op = c10::Dispatcher::singleton()
-                             .findSchemaOrThrow("pyimg::pixel_unshuffle", "")
-                             .typed<decltype(unshuffle)>();
-  return op.call(x, r);
+const c10::TypedOperatorHandle<UnshuffleSignature>& unshuffle_op() {
+  static const auto op = find_op<UnshuffleSignature>("pyimg::pixel_unshuffle");
+  return op;
 }
+
+at::Tensor shuffle(const at::Tensor& x, int64_t r) {
+  return shuffle_op().call(x, r, std::nullopt, "none", std::nullopt, 0.01);
+}
+
+at::Tensor unshuffle(const at::Tensor& x, int64_t r) { return unshuffle_op().call(x, r); }
 
 at::Tensor shuffle_backward(const at::Tensor& grad_out, const at::Tensor& x, int64_t r,
                             const OptionalTensor& bias, c10::string_view activation,
                             const OptionalTensor& weight, double negative_slope) {
-  static const auto op = c10::Dispatcher::singleton()
-                             .findSchemaOrThrow("pyimg::pixel_shuffle_backward", "")
-                             .typed<decltype(shuffle_backward)>();
+  static const auto op =
+      find_op<ShuffleBackwardSignature>("pyimg::pixel_shuffle_backward");
   return op.call(grad_out, x, r, bias, activation, weight, negative_slope);
 }
 
@@ -56,37 +60,20 @@ at::Tensor prelu_weight_grad(const at::Tensor& grad, const at::Tensor& x, int64_
       .reshape_symint(weight.sym_sizes());
 }
 
-class PixelShuffleFunction : public torch::autograd::Function<PixelShuffleFunction> {
- public:
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, int64_t r,
-                            const OptionalTensor& bias, c10::string_view activation,
-                            const OptionalTensor& weight, double negative_slope) {
-    at::AutoDispatchBelowADInplaceOrView below_autograd;
-    const bool fused = bias.has_value() || activation != "none";
-    ctx->saved_data["r"] = r;
-    ctx->saved_data["activation"] = std::string(activation);
-    ctx->saved_data["negative_slope"] = negative_slope;
-    ctx->saved_data["fused"] = fused;
-    ctx->saved_data["bias_needs_grad"] = requires_grad_of(bias);
-    ctx->saved_data["weight_needs_grad"] = requires_grad_of(weight);
-    // x only when the backward reads it: the unfused gradient is a rearrangement.
-    ctx->save_for_backward({fused ? x : at::Tensor(), bias.value_or(at::Tensor()),
-                            weight.value_or(at::Tensor())});
-    return shuffle(x, r, bias, activation, weight, negative_slope);
-  }
+// Edges: x, bias, weight. Unfused (no bias, no activation) it saves no tensor: the gradient is
+// a rearrangement.
+struct PixelShuffleBackward : Node {
+  std::string name() const override { return "pyimg::PixelShuffleBackward"; }
+  void release_variables() override { release(mutex_, x_, bias_, weight_); }
 
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    const int64_t r = ctx->saved_data["r"].toInt();
+  variable_list apply(variable_list&& grads) override {
+    std::lock_guard<std::mutex> lock(mutex_);
     const at::Tensor& grad = grads[0];
-    if (!ctx->saved_data["fused"].toBool()) {
-      return {unshuffle(grad, r), {}, {}, {}, {}, {}};
-    }
-    const variable_list saved = ctx->get_saved_variables();
-    const at::Tensor &x = saved[0], &bias = saved[1], &weight = saved[2];
-    const bool bias_needs_grad = ctx->saved_data["bias_needs_grad"].toBool();
-    const bool weight_needs_grad = ctx->saved_data["weight_needs_grad"].toBool();
-    const std::string activation = ctx->saved_data["activation"].toStringRef();
-    const double negative_slope = ctx->saved_data["negative_slope"].toDouble();
+    if (!grad.defined()) return variable_list(3);
+    if (!fused) return {unshuffle(grad, r), {}, {}};
+    const at::Tensor x = x_.unpack(), bias = bias_.unpack(), weight = weight_.unpack();
+    const bool bias_needs_grad = task_should_compute_output(1);
+    const bool weight_needs_grad = task_should_compute_output(2);
     return once_differentiable("pyimg::pixel_shuffle with a fused epilogue",
                                {grad, x, bias, weight}, [&]() -> variable_list {
       const at::Tensor grad_z = shuffle_backward(grad, x, r, optional_of(bias), activation,
@@ -94,42 +81,58 @@ class PixelShuffleFunction : public torch::autograd::Function<PixelShuffleFuncti
       const at::Tensor grad_bias = bias_needs_grad ? grad_z.sum({0, 2, 3}) : at::Tensor();
       const at::Tensor grad_weight =
           weight_needs_grad ? prelu_weight_grad(grad, x, r, bias, weight) : at::Tensor();
-      return {grad_z, {}, grad_bias, {}, grad_weight, {}};
+      return {grad_z, grad_bias, grad_weight};
     });
   }
+
+  int64_t r = 0;
+  bool fused = false;
+  std::string activation;
+  double negative_slope = 0;
+  SavedVariable x_, bias_, weight_;
 };
 
-class PixelUnshuffleFunction : public torch::autograd::Function<PixelUnshuffleFunction> {
- public:
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, int64_t r) {
-    at::AutoDispatchBelowADInplaceOrView below_autograd;
-    ctx->saved_data["r"] = r;
-    return unshuffle(x, r);
+// Edge: x.
+struct PixelUnshuffleBackward : Node {
+  std::string name() const override { return "pyimg::PixelUnshuffleBackward"; }
+
+  variable_list apply(variable_list&& grads) override {
+    if (!grads[0].defined()) return variable_list(1);
+    return {shuffle(grads[0], r)};
   }
 
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    return {shuffle(grads[0], ctx->saved_data["r"].toInt(), std::nullopt, "none", std::nullopt,
-                    0.01),
-            {}};
-  }
+  int64_t r = 0;
 };
 
-at::Tensor pixel_shuffle_autograd(const at::Tensor& x, int64_t r, const OptionalTensor& bias,
-                                  c10::string_view activation, const OptionalTensor& weight,
-                                  double negative_slope) {
-  if (!records_gradient(x, bias, weight)) {
-    at::AutoDispatchBelowADInplaceOrView below_autograd;
-    return shuffle(x, r, bias, activation, weight, negative_slope);
+at::Tensor pixel_shuffle_autograd(c10::DispatchKeySet keys, const at::Tensor& x, int64_t r,
+                                  const OptionalTensor& bias, c10::string_view activation,
+                                  const OptionalTensor& weight, double negative_slope) {
+  auto node = make_node<PixelShuffleBackward>("pyimg::pixel_shuffle", x, bias, weight);
+  at::Tensor out =
+      call_below_autograd(shuffle_op(), keys, x, r, bias, activation, weight, negative_slope);
+  if (node) {
+    node->r = r;
+    node->fused = bias.has_value() || activation != "none";
+    if (node->fused) {
+      node->activation = std::string(activation);
+      node->negative_slope = negative_slope;
+      node->x_ = SavedVariable(x, /*is_output=*/false);
+      node->bias_ = SavedVariable(bias, /*is_output=*/false);
+      node->weight_ = SavedVariable(weight, /*is_output=*/false);
+    }
+    torch::autograd::set_history(out, node);
   }
-  return PixelShuffleFunction::apply(x, r, bias, activation, weight, negative_slope);
+  return out;
 }
 
-at::Tensor pixel_unshuffle_autograd(const at::Tensor& x, int64_t r) {
-  if (!records_gradient(x)) {
-    at::AutoDispatchBelowADInplaceOrView below_autograd;
-    return unshuffle(x, r);
+at::Tensor pixel_unshuffle_autograd(c10::DispatchKeySet keys, const at::Tensor& x, int64_t r) {
+  auto node = make_node<PixelUnshuffleBackward>("pyimg::pixel_unshuffle", x);
+  at::Tensor out = call_below_autograd(unshuffle_op(), keys, x, r);
+  if (node) {
+    node->r = r;
+    torch::autograd::set_history(out, node);
   }
-  return PixelUnshuffleFunction::apply(x, r);
+  return out;
 }
 
 }  // namespace
