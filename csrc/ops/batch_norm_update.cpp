@@ -1,6 +1,6 @@
 // update_running_stats: training's step between batch_norm_stats and bn_prelu on C values, a
-// plain loop on the CPU (one pass instead of the six ATen calls, each a dispatch, that the
-// update and invstd took) and one kernel launch on CUDA.
+// plain loop on the CPU (one pass instead of seven ATen calls, each a dispatch: five for the
+// update, two for invstd) and one kernel launch on CUDA.
 #include "ops/batch_norm.h"
 
 #include <ATen/Dispatch.h>
