@@ -14,7 +14,9 @@
 #include <ATen/core/Tensor.h>
 #include <c10/macros/Macros.h>
 
+#include <cmath>
 #include <optional>
+#include <type_traits>
 
 #include "ops/activation.h"
 #include "ops/channel_view.h"
@@ -56,6 +58,83 @@ BatchNormView<Acc> batch_norm_view(const BatchNormParams& p) {
   return {channel_view<Acc>(p.mean), channel_view<Acc>(p.invstd), channel_view<Acc>(p.weight),
           channel_view<Acc>(p.bias), channel_view<Acc, true>(p.alpha), p.relu};
 }
+
+// Training's per-channel step between batch_norm_stats and bn_prelu, as ATen's CPU batch norm
+// takes it (batch_norm_cpu_update_stats_template), with m the momentum in the accumulation
+// type Acc:
+//   running_mean = m * mean + (1 - m) * running_mean                          in Acc
+//   running_var  = m * var * count / (count - 1) + (1 - m) * running_var      the sum in double
+//   invstd       = 1 / sqrt(var + eps)                                        in double
+// (ATen divides its sum of squares by count - 1 in Acc where this scales the biased variance
+// in double). Each product and sum is rounded on its own, where nvcc would fuse them into
+// FMAs, so every backend and pyimg/ops/batch_norm.py's torch-op version give the same bits.
+template <typename Acc>
+struct RunningStatsStep {
+  Acc m;
+  double unbias, eps;  // count / (count - 1)
+
+  RunningStatsStep(double momentum, int64_t count, double eps)
+      : m(static_cast<Acc>(momentum)),
+        unbias(static_cast<double>(count) / static_cast<double>(count - 1)),
+        eps(eps) {}
+
+  C10_HOST_DEVICE Acc mean(Acc batch, Acc running) const {
+    return add(mul(m, batch), mul(Acc(1) - m, running));
+  }
+  C10_HOST_DEVICE Acc var(Acc batch, Acc running) const {
+    const double unbiased = mul(static_cast<double>(batch), unbias);
+    return static_cast<Acc>(
+        add(mul(static_cast<double>(m), unbiased), static_cast<double>(mul(Acc(1) - m, running))));
+  }
+  C10_HOST_DEVICE Acc invstd(Acc var) const {
+#ifdef __CUDA_ARCH__
+    return static_cast<Acc>(__drcp_rn(__dsqrt_rn(__dadd_rn(static_cast<double>(var), eps))));
+#else
+    return static_cast<Acc>(1.0 / std::sqrt(static_cast<double>(var) + eps));
+#endif
+  }
+
+ private:
+  template <typename T>
+  C10_HOST_DEVICE static T mul(T a, T b) {
+#ifdef __CUDA_ARCH__
+    if constexpr (std::is_same_v<T, float>) return __fmul_rn(a, b);
+    else return __dmul_rn(a, b);
+#else
+    return a * b;
+#endif
+  }
+  template <typename T>
+  C10_HOST_DEVICE static T add(T a, T b) {
+#ifdef __CUDA_ARCH__
+    if constexpr (std::is_same_v<T, float>) return __fadd_rn(a, b);
+    else return __dadd_rn(a, b);
+#else
+    return a + b;
+#endif
+  }
+};
+
+// Whether update_running_stats takes t as a running statistic of x: none, or a 1-D tensor of
+// x's C channels in x's accumulation type on x's device, any stride but 0 (its values are
+// written in place), not an inference tensor (whose in-place update is an error outside
+// inference mode).
+bool updatable_running_stat(const std::optional<at::Tensor>& t, const at::Tensor& x);
+
+// RunningStatsStep over the channels, in place on the running statistics given (which must be
+// updatable; an empty batch, count 0, leaves them as stock does) and on var, which becomes
+// invstd and is returned: mean and var as batch_norm_stats returned them.
+at::Tensor update_running_stats(const std::optional<at::Tensor>& running_mean,
+                                const std::optional<at::Tensor>& running_var,
+                                const at::Tensor& mean, at::Tensor& var, int64_t count,
+                                double momentum, double eps);
+
+#ifdef PYIMG_WITH_CUDA
+void update_running_stats_cuda(const std::optional<at::Tensor>& running_mean,
+                               const std::optional<at::Tensor>& running_var,
+                               const at::Tensor& mean, at::Tensor& var, int64_t count,
+                               double momentum, double eps);
+#endif
 
 // x must be 4-D floating; returns x in the layout the kernels read and write (its own when it
 // is NCHW- or channels_last-contiguous, else a contiguous copy).

@@ -2,12 +2,13 @@
 // pyimg/ops/batch_norm.py's _batch_norm_fused, in eval and in training). Calls that stock
 // rejects take the Python path, which raises stock's errors: not 4-D, one value per channel
 // when training, missing running statistics in eval, a residual of another shape, per-channel
-// tensors of another device or size, relu with a PReLU weight.
+// tensors of another device or size, relu with a PReLU weight, a negative eps (or not a
+// positive one when training), one running statistic without the other when training. So do running statistics that training updates in another
+// dtype than the accumulation type: the Python path converts them.
 #include "python/eager.h"
 
+#include "ops/batch_norm.h"
 #include "ops/common.h"
-
-#include <c10/core/GradMode.h>
 
 namespace pyimg::eager {
 
@@ -23,23 +24,6 @@ static bool fits_channels(const std::optional<at::Tensor>& t, const at::Tensor& 
   const int64_t n = t->numel();
   return t->device() == x.device() && t->dim() == 1 &&
          (n == x.size(1) || (one_ok && n == 1));
-}
-
-// As ATen: running = (1 - momentum) * running + momentum * batch, the variance unbiased; an
-// empty batch leaves them as they are.
-static void update_running_stats(const std::optional<at::Tensor>& running_mean,
-                                 const std::optional<at::Tensor>& running_var,
-                                 const at::Tensor& mean, const at::Tensor& var, int64_t count,
-                                 double momentum) {
-  if (count == 0) return;
-  at::NoGradGuard no_grad;
-  if (running_mean.has_value()) {
-    running_mean->mul_(1 - momentum).add_(mean.to(running_mean->scalar_type()), momentum);
-  }
-  if (running_var.has_value()) {
-    const at::Tensor unbiased = var.mul(static_cast<double>(count) / (count - 1));
-    running_var->mul_(1 - momentum).add_(unbiased.to(running_var->scalar_type()), momentum);
-  }
 }
 
 static py::object batch_norm_fused(py::handle x_obj, py::handle running_mean_obj,
@@ -64,24 +48,29 @@ static py::object batch_norm_fused(py::handle x_obj, py::handle running_mean_obj
   if ((training && per_channel == 1) ||
       (!training && (!running_mean.has_value() || !running_var.has_value())) ||
       (residual.has_value() && residual->sizes() != x.sizes()) ||
-      (relu && prelu_weight.has_value()) || !fits_channels(running_mean, x, false) ||
+      (relu && prelu_weight.has_value()) || eps < 0 || (training && eps <= 0) ||
+      (training && running_mean.has_value() != running_var.has_value()) ||
+      (training && !(updatable_running_stat(running_mean, x) &&
+                     updatable_running_stat(running_var, x))) ||
+      !fits_channels(running_mean, x, false) ||
       !fits_channels(running_var, x, false) || !fits_channels(weight, x, false) ||
       !fits_channels(bias, x, false) || !fits_channels(prelu_weight, x, true)) {
     return py::none();
   }
   const at::ScalarType acc = accumulate_type(x);
-  at::Tensor mean, var;
+  at::Tensor mean, invstd;
   if (training) {
     static const auto stats = typed_op<StatsSignature>("pyimg::batch_norm_stats");
-    // Detached: bn_prelu's backward differentiates through the statistics itself.
+    // Below autograd: bn_prelu's backward differentiates through the statistics itself.
     at::AutoDispatchBelowADInplaceOrView below_autograd;
-    std::tie(mean, var) = stats.call(x.detach());
-    update_running_stats(running_mean, running_var, mean, var, per_channel, momentum);
+    at::Tensor var;
+    std::tie(mean, var) = stats.call(x);
+    invstd = update_running_stats(running_mean, running_var, mean, var, per_channel, momentum,
+                                  eps);
   } else {
     mean = *in_dtype(running_mean, acc);
-    var = *in_dtype(running_var, acc);
+    invstd = in_dtype(running_var, acc)->add(eps).rsqrt();
   }
-  const at::Tensor invstd = var.add(eps).rsqrt();
   weight = in_dtype(weight, acc);
   bias = in_dtype(bias, acc);
   prelu_weight = in_dtype(prelu_weight, acc);

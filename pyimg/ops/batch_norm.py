@@ -18,9 +18,11 @@ Backends: ``cpu`` and ``cuda`` run ``torch.ops.pyimg.*`` (csrc/ops/), ``triton``
 ``*_triton`` ops (pyimg/triton/batch_norm.py), ``torch`` the stock-op reference. The per-channel
 tensors the ops take and return are float64 for float64 inputs and float32 otherwise, so
 float16/bfloat16 inputs keep float32 statistics as stock does. Running statistics are updated
-here, with torch ops on C values, exactly as ``torch.nn.functional.batch_norm`` does.
+with the formula of ATen's CPU batch norm: here with torch ops on C values, in the eager entry
+by one C++ loop (csrc/ops/batch_norm_update.cpp), both to the same bits.
 """
 
+import struct
 from dataclasses import dataclass
 
 import torch
@@ -223,7 +225,7 @@ OPS = ByBackend(_family)
 # -- the public functions --------------------------------------------------------------------
 
 
-def _check_input(x, running_mean, running_var, training, residual) -> None:
+def _check_input(x, running_mean, running_var, training, eps, residual) -> None:
     # The checks, messages and exception types of nn.BatchNorm2d and F.batch_norm.
     if x.dim() != 4:
         raise ValueError(f"expected 4D input (got {x.dim()}D input)")
@@ -231,6 +233,13 @@ def _check_input(x, running_mean, running_var, training, residual) -> None:
         raise ValueError(
             f"Expected more than 1 value per channel when training, got input size {x.size()}"
         )
+    if training and eps <= 0:
+        raise ValueError(f"batch_norm eps must be positive during training, but got {eps}")
+    if eps < 0:
+        raise ValueError(f"batch_norm eps must be non-negative, but got {eps}")
+    if training and x.numel() > 0 and (running_mean is None) != (running_var is None):
+        raise ValueError("running_mean and running_var must either both be None or neither be "
+                         "None")
     if not training and (running_mean is None or running_var is None):
         raise RuntimeError("running_mean and running_var must be defined in evaluation mode")
     if residual is not None and residual.shape != x.shape:
@@ -249,17 +258,28 @@ def _check_channel_tensor(t: torch.Tensor | None, x: torch.Tensor, name: str,
 
 
 @torch.no_grad()
-def _update_running_stats(running_mean, running_var, mean, var, count: int,
-                          momentum: float) -> None:
-    # As ATen: running = (1 - momentum) * running + momentum * batch, the variance unbiased.
+def _update_running_stats(running_mean, running_var, mean, var, count: int, momentum: float,
+                          eps: float) -> torch.Tensor:
+    """Updates the running statistics in place as ATen's CPU batch norm does and returns
+    invstd: with m the momentum in mean's dtype (the accumulation dtype),
+    ``running_mean = m * mean + (1 - m) * running_mean`` in that dtype,
+    ``running_var = m * unbiased var + (1 - m) * running_var`` with the sum in float64, and
+    ``invstd = 1 / sqrt(var + eps)`` in float64. The same bits as the eager entry's C++ step
+    (RunningStatsStep in csrc/ops/batch_norm.h); running statistics of another dtype are
+    updated in the accumulation dtype and rounded to theirs."""
+    invstd = torch.rsqrt(var.double() + eps).to(var.dtype)
     # An empty batch has no statistics: stock leaves the running ones as they are.
     if count == 0:
-        return
+        return invstd
+    if mean.dtype == torch.float32:
+        momentum = struct.unpack("f", struct.pack("f", momentum))[0]
     if running_mean is not None:
-        running_mean.mul_(1 - momentum).add_(mean.to(running_mean.dtype), alpha=momentum)
+        running_mean.copy_(mean * momentum + running_mean.to(mean.dtype) * (1 - momentum))
     if running_var is not None:
-        unbiased = var * (count / (count - 1))
-        running_var.mul_(1 - momentum).add_(unbiased.to(running_var.dtype), alpha=momentum)
+        unbiased = var.double() * (count / (count - 1))
+        running_var.copy_(unbiased * momentum
+                          + (running_var.to(var.dtype) * (1 - momentum)).double())
+    return invstd
 
 
 def _batch_norm_fused(x, running_mean, running_var, weight, bias, prelu_weight, training,
@@ -269,7 +289,7 @@ def _batch_norm_fused(x, running_mean, running_var, weight, bias, prelu_weight, 
                                    training, momentum, eps, residual, relu)
         if y is not None:
             return y
-    _check_input(x, running_mean, running_var, training, residual)
+    _check_input(x, running_mean, running_var, training, eps, residual)
     for t, name in ((running_mean, "running_mean"), (running_var, "running_var"),
                     (weight, "weight"), (bias, "bias")):
         _check_channel_tensor(t, x, name)
@@ -285,11 +305,11 @@ def _batch_norm_fused(x, running_mean, running_var, weight, bias, prelu_weight, 
     if training:
         # Detached: bn_prelu's backward differentiates through the statistics itself.
         mean, var = ops.stats(x.detach())
-        _update_running_stats(running_mean, running_var, mean, var, x.numel() // x.shape[1],
-                              momentum)
+        invstd = _update_running_stats(running_mean, running_var, mean, var,
+                                       x.numel() // x.shape[1], momentum, eps)
     else:
-        mean, var = in_dtype(running_mean, acc), in_dtype(running_var, acc)
-    invstd = torch.rsqrt(var + eps)
+        mean = in_dtype(running_mean, acc)
+        invstd = torch.rsqrt(in_dtype(running_var, acc) + eps)
     params = [in_dtype(t, acc) for t in (weight, bias, prelu_weight)]
     if residual is not None:
         residual = in_dtype(residual, x.dtype)

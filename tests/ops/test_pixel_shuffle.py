@@ -147,6 +147,22 @@ def test_gradients_match_reference(backend, activation):
                     torch.testing.assert_close(g, e, atol=1e-5, rtol=1e-4, msg=name)
 
 
+@pytest.mark.parametrize("r", (1, 2, 3, 5))
+def test_fused_backward_reads_grad_and_x_in_any_layout(backend, r):
+    # The op itself, so that its incoming gradient (the large tensor) comes in every layout.
+    x = torch.randn(2, 2 * r * r, 3, 5, device=backend, dtype=torch.float64)
+    grad = torch.randn(2, 2, 3 * r, 5 * r, device=backend, dtype=torch.float64)
+    b, w = epilogue(x, r, "prelu")
+    xr = x.clone().requires_grad_()
+    (expected,) = torch.autograd.grad(pixel_shuffle_reference(xr, r, b, "prelu", w, 0.1), xr,
+                                      grad)
+    op = backend_op(pyimg._backend.forced(), "pixel_shuffle_backward")
+    for (grad_layout, g), (x_layout, xl) in itertools.product(layouts(grad), layouts(x)):
+        with poisoned_outputs():
+            got = op(g, xl, r, b, "prelu", w, 0.1)
+        torch.testing.assert_close(got, expected, msg=f"grad {grad_layout}, x {x_layout}")
+
+
 def with_nans(x: torch.Tensor) -> torch.Tensor:
     """x with NaN of both signs (x86 arithmetic makes negative ones) at a few places."""
     x = x.clone()

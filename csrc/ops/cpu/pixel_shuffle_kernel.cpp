@@ -1,8 +1,9 @@
 // CPU kernels of pixel_shuffle, pixel_unshuffle and the fused backward.
 //
-// One task writes whole output rows (for channels_last, a whole image row of W*C values),
-// so index arithmetic is paid once a row, stores are sequential, and the inputs, read
-// through their strides, need no copy. The fused activation runs as a second pass over the
+// One task writes whole output rows (for channels_last, a whole image row of W*C values; for
+// pixel_unshuffle's NCHW output, the r rows that one input row de-interleaves into), so index
+// arithmetic is paid once a row, stores are sequential, and the inputs, read through their
+// strides, need no copy. The fused activation runs as a second pass over the
 // row while it is still in L1, with the activation fixed at compile time so the loop
 // vectorizes.
 #include <ATen/Dispatch.h>
@@ -68,6 +69,37 @@ void interleave(T* o, const T* in, int64_t sc, int64_t sw, int64_t W, int64_t r,
     default:
       for (int64_t j = 0; j < r; ++j) {
         for (int64_t w = 0; w < W; ++w) o[w * r + j] = f(in[j * sc + w * sw], j);
+      }
+  }
+}
+
+// o[j * oc + w] = f(in[(w * R + j) * sw], j, w) for j < R: one input row de-interleaved into R
+// output rows oc apart, the mirror of interleave.
+template <int R, typename T, typename F>
+void deinterleave_fixed(T* o, int64_t oc, const T* in, int64_t sw, int64_t W, const F& f) {
+  T* rows[R];
+  for (int j = 0; j < R; ++j) rows[j] = o + j * oc;
+  if (sw == 1) {
+    for (int64_t w = 0; w < W; ++w) {
+      for (int j = 0; j < R; ++j) rows[j][w] = f(in[w * R + j], j, w);
+    }
+  } else {
+    for (int64_t w = 0; w < W; ++w) {
+      for (int j = 0; j < R; ++j) rows[j][w] = f(in[(w * R + j) * sw], j, w);
+    }
+  }
+}
+
+template <typename T, typename F>
+void deinterleave(T* o, int64_t oc, const T* in, int64_t sw, int64_t W, int64_t r, const F& f) {
+  switch (r) {
+    case 1: return deinterleave_fixed<1>(o, oc, in, sw, W, f);
+    case 2: return deinterleave_fixed<2>(o, oc, in, sw, W, f);
+    case 3: return deinterleave_fixed<3>(o, oc, in, sw, W, f);
+    case 4: return deinterleave_fixed<4>(o, oc, in, sw, W, f);
+    default:
+      for (int64_t j = 0; j < r; ++j) {
+        for (int64_t w = 0; w < W; ++w) o[j * oc + w] = f(in[(w * r + j) * sw], j, w);
       }
   }
 }
@@ -238,17 +270,36 @@ void unshuffle(const at::Tensor& large, const at::Tensor& x, int64_t r,
       });
       return;
     }
+    // A task row is an input row (n, co, hl), de-interleaved into the output rows
+    // (n, co * rr + i * r + j, h) for j < r, with h = hl / r, i = hl % r: every output row
+    // written once, the input read once in order, and the indices advanced, not divided.
+    const int64_t Co = C / rr, Hl = H * r, plane = H * W;
     cpu::parallel_for<kWidest>(
-        0, out.size(0) * C * H, grain_for(W), [&](int64_t begin, int64_t end) {
+        0, out.size(0) * Co * Hl, grain_for(W * r), [&](int64_t begin, int64_t end) {
+      int64_t hl = begin % Hl, co = begin / Hl % Co, n = begin / (Hl * Co);
+      int64_t h = hl / r, i = hl % r;
       for (int64_t row = begin; row < end; ++row) {
-        const int64_t h = row % H, c = (row / H) % C, n = row / (H * C);
-        const int64_t co = c / rr, i = (c % rr) / r, j = c % r;
-        const T* in = src + n * L.n + co * L.c + (h * r + i) * L.h + j * L.w;
-        const T* xp = kFused ? xs + n * s.n + c * s.c + h * s.h : nullptr;
-        T* o = dst + row * W;
-        for (int64_t w = 0; w < W; ++w) {
-          const T g = in[w * r * L.w];
-          o[w] = value(g, kFused ? xp[w * s.w] : g, c, co);
+        const int64_t c0 = co * rr + i * r;
+        const T* in = src + n * L.n + co * L.c + hl * L.h;
+        T* o = dst + ((n * C + c0) * H + h) * W;
+        if constexpr (kFused) {
+          const T* xp = xs + n * s.n + c0 * s.c + h * s.h;
+          deinterleave(o, plane, in, L.w, W, r, [&](T g, int64_t j, int64_t w) {
+            return value(g, xp[j * s.c + w * s.w], c0 + j, co);
+          });
+        } else {
+          deinterleave(o, plane, in, L.w, W, r, [](T g, int64_t, int64_t) { return g; });
+        }
+        if (++i == r) {
+          i = 0;
+          ++h;
+        }
+        if (++hl == Hl) {
+          hl = h = 0;
+          if (++co == Co) {
+            co = 0;
+            ++n;
+          }
         }
       }
     });

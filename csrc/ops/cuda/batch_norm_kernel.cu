@@ -1,4 +1,5 @@
-// CUDA kernels of batch_norm_stats, bn_prelu and bn_prelu_backward.
+// CUDA kernels of batch_norm_stats, bn_prelu and bn_prelu_backward, and of training's update of
+// the running statistics (update_running_stats, batch_norm.h).
 //
 // Reductions run in two launches with no atomics, so results are deterministic: a partial
 // kernel on a (channel tiles, S) grid, where each block reduces one span of every channel of
@@ -18,6 +19,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <tuple>
+#include <utility>
 
 #include "ops/activation.h"
 #include "ops/batch_norm.h"
@@ -135,6 +137,20 @@ __global__ void stats_finalize_kernel(const Moments<Acc>* __restrict__ partial, 
   for (int64_t s = 0; s < spans; ++s) m.merge(partial[s * C + c]);
   mean[c] = m.mean;
   var[c] = m.m2 / m.n;
+}
+
+// RunningStatsStep per channel: var becomes invstd; rm, rv null for none.
+template <typename Acc>
+__global__ void update_running_stats_kernel(const Acc* __restrict__ mean, Acc* __restrict__ var,
+                                            Acc* rm, int64_t rm_stride, Acc* rv,
+                                            int64_t rv_stride, int64_t C,
+                                            RunningStatsStep<Acc> step) {
+  const int64_t c = int64_t{blockIdx.x} * blockDim.x + threadIdx.x;
+  if (c >= C) return;
+  const Acc batch_var = var[c];
+  if (rm != nullptr) rm[c * rm_stride] = step.mean(mean[c], rm[c * rm_stride]);
+  if (rv != nullptr) rv[c * rv_stride] = step.var(batch_var, rv[c * rv_stride]);
+  var[c] = step.invstd(batch_var);
 }
 
 template <typename Acc>
@@ -312,6 +328,30 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> bn_prelu_backward_cud
 }
 
 }  // namespace
+
+void update_running_stats_cuda(const std::optional<at::Tensor>& running_mean,
+                               const std::optional<at::Tensor>& running_var,
+                               const at::Tensor& mean, at::Tensor& var, int64_t count,
+                               double momentum, double eps) {
+  const c10::cuda::CUDAGuard guard(mean.device());
+  AT_DISPATCH_FLOATING_TYPES(mean.scalar_type(), "update_running_stats", [&] {
+    // The statistics' values and stride (none, or an empty batch, count 0: not updated), their
+    // version counters bumped as an in-place ATen op's.
+    const auto written = [count](const std::optional<at::Tensor>& t) {
+      if (!t.has_value() || count == 0) return std::pair<scalar_t*, int64_t>{nullptr, 0};
+      t->unsafeGetTensorImpl()->bump_version();
+      return std::pair{t->mutable_data_ptr<scalar_t>(), t->stride(0)};
+    };
+    const auto [rm, rm_stride] = written(running_mean);
+    const auto [rv, rv_stride] = written(running_var);
+    const int64_t C = mean.numel();
+    update_running_stats_kernel<scalar_t>
+        <<<grid_size(C), kThreads, 0, c10::cuda::getCurrentCUDAStream()>>>(
+            mean.const_data_ptr<scalar_t>(), var.mutable_data_ptr<scalar_t>(), rm, rm_stride, rv,
+            rv_stride, C, RunningStatsStep<scalar_t>(momentum, count, eps));
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  });
+}
 
 TORCH_LIBRARY_IMPL(pyimg, CUDA, m) {
   m.impl("batch_norm_stats", &batch_norm_stats_cuda);
