@@ -12,8 +12,8 @@ from torch import nn
 from pyimg._activation import apply_activation
 from pyimg._format import accumulate_dtype
 from pyimg.conversion.graph import Activation
+from pyimg.nn._eval_cache import BatchNormFold, CachesForEval
 from pyimg.nn.batch_norm import _functional_arguments
-from pyimg.nn.fold import batch_norm_scale_shift
 from pyimg.ops import batch_norm_add, batch_norm_prelu, conv2d, pixel_shuffle
 from pyimg.ops.conv_checks import check_geometry, output_shape
 
@@ -38,7 +38,7 @@ def _label(activation: Activation | None) -> list[str]:
     return [] if activation is None else [activation.kind]
 
 
-class FusedConv2d(nn.Module):
+class FusedConv2d(CachesForEval):
     """``conv -> [batch norm] -> [* res_scale] -> [pixel shuffle] -> [activation]`` with an
     optional residual added before or after the activation, as one ``pyimg.ops.conv2d``.
 
@@ -47,6 +47,8 @@ class FusedConv2d(nn.Module):
     the residual sum when it comes before the activation), updating the running statistics
     as ``nn.BatchNorm2d`` does. A residual the output does not have the shape and dtype of
     (a broadcast sum, a mixed-precision one) is added by the stock ops in the stock order.
+    In eval the batch norm folds into a per-channel scale and shift, kept between calls while
+    its tensors are unchanged (pyimg/nn/_eval_cache.py).
     """
 
     def __init__(self, conv: nn.Conv2d, bn: nn.BatchNorm2d | None = None,
@@ -60,6 +62,7 @@ class FusedConv2d(nn.Module):
         self.upscale_factor = upscale_factor
         self.activation = activation
         self.residual = residual
+        self._fold = BatchNormFold()
 
     @property
     def conv(self) -> nn.Conv2d:
@@ -91,14 +94,15 @@ class FusedConv2d(nn.Module):
             return self._with_batch_statistics(x, residual)
         conv, act = self.conv, self.activation
         acc = accumulate_dtype(x)
-        scale = shift = None
+        bias, scale, shift = conv.bias, None, None
         if bn is not None:
-            scale, shift = batch_norm_scale_shift(bn, acc)
+            scale, shift = self._fold.get(bn, bias, acc)  # the convolution's bias included
+            bias = None
         if self.res_scale != 1.0:
             scale = torch.full((conv.out_channels,), self.res_scale, dtype=acc,
                                device=x.device) if scale is None else scale * self.res_scale
             shift = None if shift is None else shift * self.res_scale
-        return conv2d(x, conv.weight, conv.bias, conv.stride, conv.padding, conv.dilation,
+        return conv2d(x, conv.weight, bias, conv.stride, conv.padding, conv.dilation,
                       conv.groups, scale=scale, shift=shift,
                       activation="none" if act is None else act.kind,
                       prelu_weight=None if act is None else act.weight(),

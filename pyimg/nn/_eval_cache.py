@@ -7,9 +7,11 @@ mode on and a source that requires grad), so that the source gets its gradient; 
 gradients off, or on but through none of the sources (a frozen BatchNorm while the rest of a
 network is fine-tuned), it is reused. It is keyed on each source's identity, storage, dtype and
 version counter, which every in-place write bumps (an optimizer step, ``load_state_dict``'s
-copy, a running-statistics update, an edit by hand), and the module drops it on ``train()``,
-``load_state_dict()`` and moves (``to()``, ``half()``...), which replace or rewrite its
-tensors. Under torch.compile it is computed in the graph, never cached.
+copy, a running-statistics update, an edit by hand); the cache holds the sources it was
+computed from, so a freed source's identity and memory cannot come back as another tensor's.
+A module drops it on ``train()``, ``load_state_dict()`` and moves (``to()``, ``half()``...),
+which replace or rewrite its tensors. Under torch.compile it is computed in the graph, never
+cached.
 """
 
 from collections.abc import Callable, Sequence
@@ -43,14 +45,13 @@ def _batch_norm_tensors(bn: nn.BatchNorm2d) -> tuple:
 class EvalCache:
     """One cached value and the state of the sources it was computed from."""
 
-    __slots__ = ("_key", "_value")
+    __slots__ = ("_key", "_sources", "_value")
 
     def __init__(self):
         self.clear()
 
     def clear(self) -> None:
-        self._key = None
-        self._value = None
+        self._key = self._sources = self._value = None
 
     def get(self, sources: Sequence[torch.Tensor | None], compute: Callable[[], object],
             context: object = None):
@@ -63,7 +64,7 @@ class EvalCache:
             return compute()
         key = (context, _key(sources))
         if key != self._key:
-            self._value, self._key = compute(), key
+            self._value, self._key, self._sources = compute(), key, tuple(sources)
         return self._value
 
 

@@ -4,6 +4,8 @@ replaced submodule), the cached module computes what a fresh stock one does, wit
 off, on through BatchNorm's weight and bias, and on around a frozen BatchNorm."""
 
 import copy
+import gc
+import weakref
 
 import pytest
 import torch
@@ -25,8 +27,20 @@ def _residual():
     return pyimg.nn.ResidualBlock(4)
 
 
+def _stock_conv_bn_act():
+    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.PReLU())
+
+
+def _converted():
+    """A stock model through pyimg.convert: its convolution, BatchNorm and PReLU run as one
+    fused module that holds them by reference (pyimg/conversion/fused.py)."""
+    return pyimg.convert(_stock_conv_bn_act())
+
+
 def _stock_of(module):
     """The same computation on stock modules and the module's current state."""
+    if isinstance(module, nn.Sequential):  # converted: it keeps the stock modules
+        return nn.Sequential(*(copy.deepcopy(m) for m in module.children())).eval()
     if isinstance(module, pyimg.nn.Conv2dBNAct):
         return nn.Sequential(copy.deepcopy(module.conv), copy.deepcopy(module.bn),
                              copy.deepcopy(module.act)).eval()
@@ -55,7 +69,7 @@ def _check(module, x, grad):
         torch.testing.assert_close(module(x), expected, **TOL)
 
 
-MODULES = {"Conv2dBNAct": _conv_bn_act, "ResidualBlock": _residual}
+MODULES = {"Conv2dBNAct": _conv_bn_act, "ResidualBlock": _residual, "converted": _converted}
 # (grad mode, whether BatchNorm's weight and bias require grad)
 GRAD_MODES = {"no_grad": (False, True), "grad": (True, True), "frozen_bn": (True, False)}
 
@@ -70,7 +84,7 @@ def test_cached_fold_follows_every_change_of_batch_norm(make, grad_mode):
     for bn in _batch_norms(module):
         bn.requires_grad_(bn_requires_grad)
     module.eval()
-    channels = 3 if isinstance(module, pyimg.nn.Conv2dBNAct) else 4
+    channels = 4 if isinstance(module, pyimg.nn.ResidualBlock) else 3
     x = torch.randn(2, channels, 5, 6)
 
     _check(module, x, grad)
@@ -103,6 +117,8 @@ def test_cached_fold_follows_every_change_of_batch_norm(make, grad_mode):
     _check(module, x.double(), grad)
     module.float()
 
+    if make is _converted:
+        return  # convert's fused modules hold the modules they fused: convert again instead
     replacement = copy.deepcopy(bn)  # a replaced submodule
     with torch.no_grad():
         replacement.running_mean.add_(1)
@@ -117,7 +133,7 @@ def test_with_gradients_on_the_fold_is_recomputed_and_differentiable(make):
     module = make()
     _randomize(module)
     module.eval()
-    channels = 3 if isinstance(module, pyimg.nn.Conv2dBNAct) else 4
+    channels = 4 if isinstance(module, pyimg.nn.ResidualBlock) else 3
     x = torch.randn(1, channels, 4, 4)
     with torch.no_grad():
         module(x)  # fills the cache
@@ -156,6 +172,21 @@ def test_eval_cache_keys_on_sources_and_context():
     assert len(calls) == 6
 
 
+def test_eval_cache_keeps_its_sources_alive():
+    # A source freed while its value is cached could hand its identity and memory to a new
+    # tensor of other values, which the key could not tell apart.
+    cache, a = EvalCache(), torch.ones(3)
+    source = weakref.ref(a)
+    with torch.no_grad():
+        cache.get([a], lambda: 2, None)
+    del a
+    gc.collect()
+    assert source() is not None
+    cache.clear()
+    gc.collect()
+    assert source() is None
+
+
 @pytest.mark.parametrize("make", MODULES.values(), ids=MODULES.keys())
 def test_with_gradients_on_only_what_needs_none_is_cached(make, monkeypatch):
     computed = {"fold": 0, "statistics": 0}
@@ -176,7 +207,7 @@ def test_with_gradients_on_only_what_needs_none_is_cached(make, monkeypatch):
     module.eval()
     bns = _batch_norms(module)
     folds = len(bns)
-    channels = 3 if isinstance(module, pyimg.nn.Conv2dBNAct) else 4
+    channels = 4 if isinstance(module, pyimg.nn.ResidualBlock) else 3
     x = torch.randn(1, channels, 5, 6, requires_grad=True)
     _check(module, x, grad=True)  # BatchNorm trainable: its statistics' terms, cached
     assert computed == {"fold": 0, "statistics": folds}
@@ -214,7 +245,7 @@ def test_a_parametrized_batch_norm_weight_is_read_through_its_parametrization(ma
     bn = _batch_norms(module)[0]
     torch.nn.utils.parametrize.register_parametrization(bn, "weight", _Doubled())
     bn.requires_grad_(bn_requires_grad)
-    channels = 3 if isinstance(module, pyimg.nn.Conv2dBNAct) else 4
+    channels = 4 if isinstance(module, pyimg.nn.ResidualBlock) else 3
     x = torch.randn(2, channels, 5, 6)
     _check(module, x, grad)
     with torch.no_grad():
