@@ -360,18 +360,22 @@ def _node(y):
     return node.next_functions[0][0] if node.name().startswith("AddBackward") else node
 
 
-def _leaves(y):
-    """The leaves y's graph accumulates gradients into."""
+def _graph_nodes(y):
+    """The nodes of y's graph, depth first."""
     found, todo, seen = [], [y.grad_fn], set()
     while todo:
         node = todo.pop()
         if node is None or node in seen:
             continue
         seen.add(node)
-        if hasattr(node, "variable"):
-            found.append(node.variable)
+        found.append(node)
         todo.extend(next_node for next_node, _ in node.next_functions)
     return found
+
+
+def _leaves(y):
+    """The leaves y's graph accumulates gradients into."""
+    return [node.variable for node in _graph_nodes(y) if hasattr(node, "variable")]
 
 
 def _grads_of_sum(y):
@@ -489,12 +493,12 @@ def test_stats_gradient_of_one_output():
 # -- compiled autograd ------------------------------------------------------------------------
 
 
-def _compiled_backward(loss, backend="eager"):
+def _compiled_backward(loss, backend="eager", create_graph=False):
     """loss.backward() under compiled autograd; how many graphs it captured."""
     counters = torch._dynamo.utils.counters["compiled_autograd"]
     before = counters["captures"]
     with compiled_autograd._enable(torch.compile(backend=backend)):
-        loss.backward()
+        loss.backward(create_graph=create_graph)
     return counters["captures"] - before
 
 
@@ -531,6 +535,41 @@ def test_compiled_autograd_applies_saved_tensors_hooks(name):
         torch.testing.assert_close(leaf.grad, w, **DOUBLE)
 
 
+NO_DOUBLE_BACKWARD = ("PixelShuffleBackward (fused)", "MaxPool2DWithIndicesBackward",
+                      "MaxUnpool2DBackward", "BnPreluBackward")
+
+
+@pytest.mark.filterwarnings("ignore:Using backward.. with create_graph=True")
+@pytest.mark.parametrize("name", RECORDED)
+def test_compiled_autograd_double_backward_as_eager(name):
+    # With create_graph the compiled graph records its ops, the nodes' backward ops among them:
+    # differentiable again where eager's is, the same error where eager's raises.
+    torch.manual_seed(0)
+    y, _ = RECORDED[name]()
+    leaves = _leaves(y)
+    grads = torch.autograd.grad(y.square().sum(), leaves, create_graph=True)
+    torch.manual_seed(0)
+    y, _ = RECORDED[name]()
+    compiled_leaves = _leaves(y)
+    _compiled_backward(y.square().sum(), create_graph=True)
+    compiled_grads = []
+    for leaf, g in zip(compiled_leaves, grads, strict=True):
+        torch.testing.assert_close(leaf.grad, g, **DOUBLE)
+        compiled_grads.append(leaf.grad)
+        leaf.grad = None
+    if name in NO_DOUBLE_BACKWARD:
+        with pytest.raises(RuntimeError, match="differentiate twice pyimg::"):
+            _compiled_backward(sum(g.sum() for g in compiled_grads))
+        return
+    second = torch.autograd.grad(sum(g.sum() for g in grads), leaves, allow_unused=True)
+    _compiled_backward(sum(g.sum() for g in compiled_grads))
+    for leaf, want in zip(compiled_leaves, second, strict=True):
+        if want is None:
+            assert leaf.grad is None
+        else:
+            torch.testing.assert_close(leaf.grad, want, **DOUBLE)
+
+
 def test_compiled_autograd_checks_saved_tensor_versions():
     y, saved = RECORDED["MaxUnpool2DBackward"]()
     with torch.no_grad():
@@ -561,18 +600,6 @@ class _NodesStack(torch.nn.Module):
         return self.head(self.down(self.up(y)))
 
 
-def _graph_names(y):
-    names, todo, seen = set(), [y.grad_fn], set()
-    while todo:
-        node = todo.pop()
-        if node is None or node in seen:
-            continue
-        seen.add(node)
-        names.add(node.name())
-        todo.extend(next_node for next_node, _ in node.next_functions)
-    return names
-
-
 def test_compiled_autograd_model_matches_eager():
     compiled_autograd.reset()  # a graph cached by an earlier test would hide the capture
     torch.manual_seed(0)
@@ -589,7 +616,7 @@ def test_compiled_autograd_model_matches_eager():
         assert {"pyimg::BnPreluBackward",
                 "pyimg::MaxPool2DWithIndicesBackward", "pyimg::MaxUnpool2DBackward",
                 "pyimg::PixelShuffleBackward", "pyimg::PixelUnshuffleBackward"} \
-            <= _graph_names(y)
+            <= {node.name() for node in _graph_nodes(y)}
         # aot_eager: AOTAutograd traces the nodes' backward into aten and pyimg ops.
         captures.append(_compiled_backward(y.square().mean(), "aot_eager"))
         torch.testing.assert_close(x_compiled.grad, x_eager.grad)

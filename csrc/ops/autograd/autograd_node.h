@@ -272,8 +272,9 @@ struct FunctionalNode : Node {
 
   // Binds backward, as a function of (grads, packed args), to the Python compiler; once per
   // node type and process, as the generated nodes do. Traceable: backward is made of
-  // dispatcher ops, which have fake kernels. A custom function to compiled autograd, so that
-  // it leaves the CPU scalars it is given on the CPU, as it does for aten ops only.
+  // dispatcher ops, which have fake kernels. Bound as a custom function: compiled autograd
+  // moves CPU scalar inputs to the GPU only for calls it knows take them (aten ops, its
+  // generated nodes), which pyimg's ops need not.
   std::string bind(PyObject* py_compiler) {
     std::vector<at::TypePtr> schema{FieldPacker<NeedsInputGrad>::type()};
     torch::autograd::functional_apply_t backward_of_packed;
