@@ -600,16 +600,17 @@ class _NodesStack(torch.nn.Module):
         return self.head(self.down(self.up(y)))
 
 
-def test_compiled_autograd_model_matches_eager():
+@pytest.mark.parametrize("device", DEVICES)
+def test_compiled_autograd_model_matches_eager(device):
     compiled_autograd.reset()  # a graph cached by an earlier test would hide the capture
     torch.manual_seed(0)
-    model = _NodesStack().train()
+    model = _NodesStack().to(device).train()
     twin = copy.deepcopy(model)
     captures = []
     # A second size: the graph's sizes are inputs (symbolic), the window's input_size among
     # them; whether compiled autograd reuses its graph or captures again, the gradients match.
     for shape in ((2, 4, 8, 6), (3, 4, 10, 12)):
-        x = torch.randn(shape).contiguous(memory_format=torch.channels_last)
+        x = torch.randn(shape, device=device).contiguous(memory_format=torch.channels_last)
         x_eager, x_compiled = x.clone().requires_grad_(), x.clone().requires_grad_()
         model(x_eager).square().mean().backward()
         y = twin(x_compiled)
