@@ -3,14 +3,19 @@ Python, the gradients of the torch reference, float64 gradchecks of each op call
 and double backward: differentiable where the backward is made of differentiable ops, an
 error (never a silent zero) where it calls a backward op; and the nodes behave as stock's
 generated ones: names, saved tensors (version checks, hooks, release), retain_graph, an error
-for forward-mode AD."""
+for forward-mode AD, and compiled autograd (torch._dynamo.compiled_autograd) tracing them into
+its graph with eager's gradients."""
+
+import copy
 
 import pytest
 import torch
 import torch.nn.functional as F
+from torch._dynamo import compiled_autograd
 from torch.autograd import forward_ad
 
 from pyimg import _extension
+from pyimg.nn import MaxPool2d, MaxUnpool2d, PixelUnshuffle, ResidualBlock, UpsampleBlock
 from pyimg.ops.batch_norm import batch_norm_prelu_reference
 from pyimg.ops.max_pool import (
     max_pool2d_reference,
@@ -355,18 +360,22 @@ def _node(y):
     return node.next_functions[0][0] if node.name().startswith("AddBackward") else node
 
 
-def _leaves(y):
-    """The leaves y's graph accumulates gradients into."""
+def _graph_nodes(y):
+    """The nodes of y's graph, depth first."""
     found, todo, seen = [], [y.grad_fn], set()
     while todo:
         node = todo.pop()
         if node is None or node in seen:
             continue
         seen.add(node)
-        if hasattr(node, "variable"):
-            found.append(node.variable)
+        found.append(node)
         todo.extend(next_node for next_node, _ in node.next_functions)
     return found
+
+
+def _leaves(y):
+    """The leaves y's graph accumulates gradients into."""
+    return [node.variable for node in _graph_nodes(y) if hasattr(node, "variable")]
 
 
 def _grads_of_sum(y):
@@ -479,3 +488,141 @@ def test_stats_gradient_of_one_output():
         (got,) = torch.autograd.grad(used, x, grad_out, retain_graph=True)
         (expected,) = torch.autograd.grad(want, x, grad_out)
         torch.testing.assert_close(got, expected, **DOUBLE)
+
+
+# -- compiled autograd ------------------------------------------------------------------------
+
+
+def _compiled_backward(loss, backend="eager", create_graph=False):
+    """loss.backward() under compiled autograd; how many graphs it captured."""
+    counters = torch._dynamo.utils.counters["compiled_autograd"]
+    before = counters["captures"]
+    with compiled_autograd._enable(torch.compile(backend=backend)):
+        loss.backward(create_graph=create_graph)
+    return counters["captures"] - before
+
+
+@pytest.mark.parametrize("name", RECORDED)
+def test_compiled_autograd_matches_eager(name):
+    torch.manual_seed(0)
+    want = _grads_of_sum(RECORDED[name]()[0])
+    torch.manual_seed(0)
+    y, _ = RECORDED[name]()
+    assert _node(y).name() == "pyimg::" + name.split()[0]
+    leaves = _leaves(y)
+    assert _compiled_backward(y.sum()) == 1
+    for leaf, w in zip(leaves, want, strict=True):
+        torch.testing.assert_close(leaf.grad, w, **DOUBLE)
+
+
+@pytest.mark.parametrize("name", SAVING)
+def test_compiled_autograd_applies_saved_tensors_hooks(name):
+    unpacked = []
+
+    def unpack(t):
+        unpacked.append(t)
+        return t
+
+    torch.manual_seed(0)
+    want = _grads_of_sum(RECORDED[name]()[0])
+    torch.manual_seed(0)
+    with torch.autograd.graph.saved_tensors_hooks(torch.clone, unpack):
+        y, _ = RECORDED[name]()
+    leaves = _leaves(y)
+    _compiled_backward(y.sum())
+    assert unpacked
+    for leaf, w in zip(leaves, want, strict=True):
+        torch.testing.assert_close(leaf.grad, w, **DOUBLE)
+
+
+NO_DOUBLE_BACKWARD = ("PixelShuffleBackward (fused)", "MaxPool2DWithIndicesBackward",
+                      "MaxUnpool2DBackward", "BnPreluBackward")
+
+
+@pytest.mark.filterwarnings("ignore:Using backward.. with create_graph=True")
+@pytest.mark.parametrize("name", RECORDED)
+def test_compiled_autograd_double_backward_as_eager(name):
+    # With create_graph the compiled graph records its ops, the nodes' backward ops among them:
+    # differentiable again where eager's is, the same error where eager's raises.
+    torch.manual_seed(0)
+    y, _ = RECORDED[name]()
+    leaves = _leaves(y)
+    grads = torch.autograd.grad(y.square().sum(), leaves, create_graph=True)
+    torch.manual_seed(0)
+    y, _ = RECORDED[name]()
+    compiled_leaves = _leaves(y)
+    _compiled_backward(y.square().sum(), create_graph=True)
+    compiled_grads = []
+    for leaf, g in zip(compiled_leaves, grads, strict=True):
+        torch.testing.assert_close(leaf.grad, g, **DOUBLE)
+        compiled_grads.append(leaf.grad)
+        leaf.grad = None
+    if name in NO_DOUBLE_BACKWARD:
+        with pytest.raises(RuntimeError, match="differentiate twice pyimg::"):
+            _compiled_backward(sum(g.sum() for g in compiled_grads))
+        return
+    second = torch.autograd.grad(sum(g.sum() for g in grads), leaves, allow_unused=True)
+    _compiled_backward(sum(g.sum() for g in compiled_grads))
+    for leaf, want in zip(compiled_leaves, second, strict=True):
+        if want is None:
+            assert leaf.grad is None
+        else:
+            torch.testing.assert_close(leaf.grad, want, **DOUBLE)
+
+
+def test_compiled_autograd_checks_saved_tensor_versions():
+    y, saved = RECORDED["MaxUnpool2DBackward"]()
+    with torch.no_grad():
+        saved["x"].add_(1)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        _compiled_backward(y.sum())
+
+
+class _NodesStack(torch.nn.Module):
+    """The C++ nodes in one training-mode model: ResidualBlock (bn_prelu with PReLU and with
+    the residual; it takes batch_norm_stats of a detached x, their gradient being within
+    bn_prelu's), max pool and unpool with compact indices, UpsampleBlock (pixel_shuffle with
+    bias and PReLU), pixel_unshuffle."""
+
+    def __init__(self, channels=4):
+        super().__init__()
+        self.block = ResidualBlock(channels, prelu_parameters=channels)
+        self.pool = MaxPool2d(2, return_indices=True, compact_indices=True)
+        self.unpool = MaxUnpool2d(2)
+        self.up = UpsampleBlock(channels, 2)
+        self.down = PixelUnshuffle(2)
+        self.head = torch.nn.Conv2d(channels * 4, channels, 1)
+
+    def forward(self, x):
+        y = self.block(x)
+        pooled, indices = self.pool(y)
+        y = self.unpool(pooled, indices, output_size=y.shape[-2:])
+        return self.head(self.down(self.up(y)))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_compiled_autograd_model_matches_eager(device):
+    compiled_autograd.reset()  # a graph cached by an earlier test would hide the capture
+    torch.manual_seed(0)
+    model = _NodesStack().to(device).train()
+    twin = copy.deepcopy(model)
+    captures = []
+    # A second size: the graph's sizes are inputs (symbolic), the window's input_size among
+    # them; whether compiled autograd reuses its graph or captures again, the gradients match.
+    for shape in ((2, 4, 8, 6), (3, 4, 10, 12)):
+        x = torch.randn(shape, device=device).contiguous(memory_format=torch.channels_last)
+        x_eager, x_compiled = x.clone().requires_grad_(), x.clone().requires_grad_()
+        model(x_eager).square().mean().backward()
+        y = twin(x_compiled)
+        assert {"pyimg::BnPreluBackward",
+                "pyimg::MaxPool2DWithIndicesBackward", "pyimg::MaxUnpool2DBackward",
+                "pyimg::PixelShuffleBackward", "pyimg::PixelUnshuffleBackward"} \
+            <= {node.name() for node in _graph_nodes(y)}
+        # aot_eager: AOTAutograd traces the nodes' backward into aten and pyimg ops.
+        captures.append(_compiled_backward(y.square().mean(), "aot_eager"))
+        torch.testing.assert_close(x_compiled.grad, x_eager.grad)
+        for (name, p), q in zip(model.named_parameters(), twin.parameters(), strict=True):
+            torch.testing.assert_close(q.grad, p.grad, msg=name)
+        model.zero_grad()
+        twin.zero_grad()
+    assert captures[0] == 1

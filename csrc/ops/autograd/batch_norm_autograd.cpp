@@ -6,6 +6,7 @@
 #include <torch/library.h>
 
 #include <array>
+#include <string>
 #include <tuple>
 
 #include "ops/autograd/autograd_helpers.h"
@@ -29,15 +30,18 @@ OptionalTensor optional_of(const at::Tensor& t) {
 }
 
 // Edge: x. Outputs: mean, var (either may come without a gradient).
-struct BatchNormStatsBackward : Node {
+struct BatchNormStatsBackward : FunctionalNode<BatchNormStatsBackward, 1> {
   std::string name() const override { return "pyimg::BatchNormStatsBackward"; }
-  void release_variables() override { release(mutex_, x_, mean_); }
+
+  template <class Self, class Visit>
+  static auto fields(Self& self, Visit&& visit) {
+    return visit(self.x_, self.mean_);
+  }
 
   // mean = sum(x) / M, var = sum((x - mean)^2) / M; d var / d x = 2 (x - mean) / M.
-  variable_list apply(variable_list&& grads) override {
-    std::lock_guard<std::mutex> lock(mutex_);
+  static variable_list backward(const variable_list& grads, const std::array<bool, 1>&,
+                                const at::Tensor& x, const at::Tensor& mean) {
     if (!any_defined(grads)) return variable_list(1);
-    const at::Tensor x = x_.unpack(), mean = mean_.unpack(getptr());
     const c10::SymInt channels = x.sym_size(1);
     // No channels, no elements: the gradient is empty whatever M is.
     const c10::Scalar m(channels == 0 ? c10::SymInt(1) : x.sym_numel() / channels);
@@ -57,23 +61,22 @@ struct BatchNormStatsBackward : Node {
 // Edges: x, mean, invstd, weight, bias, prelu_weight, residual. mean and invstd get no
 // gradient: in training they are x's batch statistics, whose part of the gradient
 // bn_prelu_backward computes within x's; in eval they are the running statistics.
-struct BnPreluBackward : Node {
+struct BnPreluBackward : FunctionalNode<BnPreluBackward, 7> {
   std::string name() const override { return "pyimg::BnPreluBackward"; }
-  void release_variables() override {
-    release(mutex_, x_, mean_, invstd_, weight_, bias_, prelu_weight_);
+
+  template <class Self, class Visit>
+  static auto fields(Self& self, Visit&& visit) {
+    return visit(self.training, self.relu, self.x_, self.mean_, self.invstd_, self.weight_,
+                 self.bias_, self.prelu_weight_);
   }
 
-  variable_list apply(variable_list&& grads) override {
-    std::lock_guard<std::mutex> lock(mutex_);
+  static variable_list backward(const variable_list& grads,
+                                const std::array<bool, 7>& needs_input_grad, bool training,
+                                bool relu, const at::Tensor& x, const at::Tensor& mean,
+                                const at::Tensor& invstd, const at::Tensor& weight,
+                                const at::Tensor& bias, const at::Tensor& prelu_weight) {
     const at::Tensor& grad = grads[0];
     if (!grad.defined()) return variable_list(7);
-    const at::Tensor x = x_.unpack(), mean = mean_.unpack(), invstd = invstd_.unpack();
-    const at::Tensor weight = weight_.unpack(), bias = bias_.unpack();
-    const at::Tensor prelu_weight = prelu_weight_.unpack();
-    const bool weight_needs_grad = task_should_compute_output(3);
-    const bool bias_needs_grad = task_should_compute_output(4);
-    const bool prelu_weight_needs_grad = task_should_compute_output(5);
-    const bool residual_needs_grad = task_should_compute_output(6);
     return once_differentiable("pyimg::bn_prelu", {x, mean, invstd, weight, bias, prelu_weight,
                                                    grad}, [&]() -> variable_list {
       static const auto op = find_op<BnPreluBackwardSignature>("pyimg::bn_prelu_backward");
@@ -81,16 +84,16 @@ struct BnPreluBackward : Node {
           op.call(grad, x, mean, invstd, optional_of(weight), optional_of(bias),
                   optional_of(prelu_weight), training, relu);
       at::Tensor grad_prelu;
-      if (prelu_weight_needs_grad) {
+      if (needs_input_grad[5]) {
         grad_prelu = prelu_weight.sym_numel() == 1 ? sum_dy_negz.sum().reshape({1}) : sum_dy_negz;
       }
       return {grad_x,
               {},
               {},
-              weight_needs_grad ? sum_dz_xhat : at::Tensor(),
-              bias_needs_grad ? sum_dz : at::Tensor(),
+              needs_input_grad[3] ? sum_dz_xhat : at::Tensor(),
+              needs_input_grad[4] ? sum_dz : at::Tensor(),
               grad_prelu,
-              residual_needs_grad ? grad : at::Tensor()};
+              needs_input_grad[6] ? grad : at::Tensor()};
     });
   }
 

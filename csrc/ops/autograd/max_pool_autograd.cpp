@@ -6,6 +6,7 @@
 #include <torch/library.h>
 
 #include <array>
+#include <string>
 #include <tuple>
 
 #include "ops/autograd/autograd_helpers.h"
@@ -44,20 +45,27 @@ struct Window {
 };
 
 // Edge: x. indices is an output without a gradient.
-struct MaxPoolBackward : Node {
+struct MaxPoolBackward : FunctionalNode<MaxPoolBackward, 1> {
   std::string name() const override { return "pyimg::MaxPool2DWithIndicesBackward"; }
-  void release_variables() override { release(mutex_, indices_); }
 
-  variable_list apply(variable_list&& grads) override {
-    std::lock_guard<std::mutex> lock(mutex_);
+  template <class Self, class Visit>
+  static auto fields(Self& self, Visit&& visit) {
+    return visit(self.w.kernel_size, self.w.stride, self.w.padding, self.w.compact,
+                 self.dilation, self.input_size, self.indices_);
+  }
+
+  static variable_list backward(const variable_list& grads, const std::array<bool, 1>&,
+                                const Pair& kernel_size, const Pair& stride,
+                                const Pair& padding, bool compact, const Pair& dilation,
+                                const std::array<c10::SymInt, 2>& input_size,
+                                const at::Tensor& indices) {
     if (!grads[0].defined()) return variable_list(1);
-    const at::Tensor indices = indices_.unpack();
     return once_differentiable("pyimg::max_pool2d_with_indices", {grads[0]},
                                [&]() -> variable_list {
       static const auto op =
           find_op<PoolBackwardSignature>("pyimg::max_pool2d_with_indices_backward");
-      return {op.call(grads[0], indices, input_size, w.kernel_size, w.stride, w.padding,
-                      dilation, w.compact)};
+      return {op.call(grads[0], indices, input_size, kernel_size, stride, padding, dilation,
+                      compact)};
     });
   }
 
@@ -68,17 +76,23 @@ struct MaxPoolBackward : Node {
 };
 
 // Edge: x (indices, integer, has none).
-struct MaxUnpoolBackward : Node {
+struct MaxUnpoolBackward : FunctionalNode<MaxUnpoolBackward, 1> {
   std::string name() const override { return "pyimg::MaxUnpool2DBackward"; }
-  void release_variables() override { release(mutex_, x_, indices_); }
 
-  variable_list apply(variable_list&& grads) override {
-    std::lock_guard<std::mutex> lock(mutex_);
+  template <class Self, class Visit>
+  static auto fields(Self& self, Visit&& visit) {
+    return visit(self.w.kernel_size, self.w.stride, self.w.padding, self.w.compact, self.x_,
+                 self.indices_);
+  }
+
+  static variable_list backward(const variable_list& grads, const std::array<bool, 1>&,
+                                const Pair& kernel_size, const Pair& stride,
+                                const Pair& padding, bool compact, const at::Tensor& x,
+                                const at::Tensor& indices) {
     if (!grads[0].defined()) return variable_list(1);
-    const at::Tensor x = x_.unpack(), indices = indices_.unpack();
     return once_differentiable("pyimg::max_unpool2d", {grads[0], x}, [&]() -> variable_list {
       static const auto op = find_op<UnpoolBackwardSignature>("pyimg::max_unpool2d_backward");
-      return {op.call(grads[0], x, indices, w.kernel_size, w.stride, w.padding, w.compact)};
+      return {op.call(grads[0], x, indices, kernel_size, stride, padding, compact)};
     });
   }
 

@@ -5,6 +5,7 @@
 #include <ATen/ATen.h>
 #include <torch/library.h>
 
+#include <array>
 #include <string>
 
 #include "ops/autograd/autograd_helpers.h"
@@ -62,25 +63,30 @@ at::Tensor prelu_weight_grad(const at::Tensor& grad, const at::Tensor& x, int64_
 
 // Edges: x, bias, weight. Unfused (no bias, no activation) it saves no tensor: the gradient is
 // a rearrangement.
-struct PixelShuffleBackward : Node {
+struct PixelShuffleBackward : FunctionalNode<PixelShuffleBackward, 3> {
   std::string name() const override { return "pyimg::PixelShuffleBackward"; }
-  void release_variables() override { release(mutex_, x_, bias_, weight_); }
 
-  variable_list apply(variable_list&& grads) override {
-    std::lock_guard<std::mutex> lock(mutex_);
+  template <class Self, class Visit>
+  static auto fields(Self& self, Visit&& visit) {
+    return visit(self.r, self.fused, self.activation, self.negative_slope, self.x_, self.bias_,
+                 self.weight_);
+  }
+
+  static variable_list backward(const variable_list& grads,
+                                const std::array<bool, 3>& needs_input_grad, int64_t r,
+                                bool fused, const std::string& activation,
+                                double negative_slope, const at::Tensor& x,
+                                const at::Tensor& bias, const at::Tensor& weight) {
     const at::Tensor& grad = grads[0];
     if (!grad.defined()) return variable_list(3);
     if (!fused) return {unshuffle(grad, r), {}, {}};
-    const at::Tensor x = x_.unpack(), bias = bias_.unpack(), weight = weight_.unpack();
-    const bool bias_needs_grad = task_should_compute_output(1);
-    const bool weight_needs_grad = task_should_compute_output(2);
     return once_differentiable("pyimg::pixel_shuffle with a fused epilogue",
                                {grad, x, bias, weight}, [&]() -> variable_list {
       const at::Tensor grad_z = shuffle_backward(grad, x, r, optional_of(bias), activation,
                                                  optional_of(weight), negative_slope);
-      const at::Tensor grad_bias = bias_needs_grad ? grad_z.sum({0, 2, 3}) : at::Tensor();
+      const at::Tensor grad_bias = needs_input_grad[1] ? grad_z.sum({0, 2, 3}) : at::Tensor();
       const at::Tensor grad_weight =
-          weight_needs_grad ? prelu_weight_grad(grad, x, r, bias, weight) : at::Tensor();
+          needs_input_grad[2] ? prelu_weight_grad(grad, x, r, bias, weight) : at::Tensor();
       return {grad_z, grad_bias, grad_weight};
     });
   }
@@ -93,10 +99,16 @@ struct PixelShuffleBackward : Node {
 };
 
 // Edge: x.
-struct PixelUnshuffleBackward : Node {
+struct PixelUnshuffleBackward : FunctionalNode<PixelUnshuffleBackward, 1> {
   std::string name() const override { return "pyimg::PixelUnshuffleBackward"; }
 
-  variable_list apply(variable_list&& grads) override {
+  template <class Self, class Visit>
+  static auto fields(Self& self, Visit&& visit) {
+    return visit(self.r);
+  }
+
+  static variable_list backward(const variable_list& grads, const std::array<bool, 1>&,
+                                int64_t r) {
     if (!grads[0].defined()) return variable_list(1);
     return {shuffle(grads[0], r)};
   }
