@@ -22,7 +22,6 @@ with the formula of ATen's CPU batch norm: here with torch ops on C values, in t
 by one C++ loop (csrc/ops/batch_norm_update.cpp), both to the same bits.
 """
 
-import struct
 from dataclasses import dataclass
 
 import torch
@@ -271,14 +270,14 @@ def _update_running_stats(running_mean, running_var, mean, var, count: int, mome
     # An empty batch has no statistics: stock leaves the running ones as they are.
     if count == 0:
         return invstd
-    if mean.dtype == torch.float32:
-        momentum = struct.unpack("f", struct.pack("f", momentum))[0]
+    # Rounded to the accumulation dtype as a tensor: tracing struct's rounding of a Python
+    # float recursed without end in torch.compile (dynamic shapes, triton backend).
+    m = torch.full((), momentum, dtype=mean.dtype, device=mean.device)
     if running_mean is not None:
-        running_mean.copy_(mean * momentum + running_mean.to(mean.dtype) * (1 - momentum))
+        running_mean.copy_(mean * m + running_mean.to(mean.dtype) * (1 - m))
     if running_var is not None:
         unbiased = var.double() * (count / (count - 1))
-        running_var.copy_(unbiased * momentum
-                          + (running_var.to(var.dtype) * (1 - momentum)).double())
+        running_var.copy_(unbiased * m.double() + (running_var.to(var.dtype) * (1 - m)).double())
     return invstd
 
 
