@@ -3,8 +3,9 @@
 // rejects take the Python path, which raises stock's errors: not 4-D, one value per channel
 // when training, missing running statistics in eval, a residual of another shape, per-channel
 // tensors of another device or size, relu with a PReLU weight, a negative eps (or not a
-// positive one when training), one running statistic without the other when training. So do running statistics that training updates in another
-// dtype than the accumulation type: the Python path converts them.
+// positive one when training), one running statistic without the other when training. So do
+// running statistics that training updates in another dtype than the accumulation type: the
+// Python path converts them.
 #include "python/eager.h"
 
 #include "ops/batch_norm.h"

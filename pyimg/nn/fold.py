@@ -19,10 +19,9 @@ def batch_norm_scale_shift(bn: nn.BatchNorm2d, dtype: torch.dtype = torch.float3
     if bn.running_mean is None or bn.running_var is None:
         raise ValueError("cannot fold a BatchNorm2d without running statistics "
                          "(track_running_stats=False)")
-    scale = torch.rsqrt(bn.running_var.double() + bn.eps)
+    scale, centered = batch_norm_statistics_terms(bn, torch.float64)
     if bn.weight is not None:
         scale = scale * bn.weight.double()
-    centered = -bn.running_mean.double()
     if conv_bias is not None:
         centered = centered + conv_bias.double()
     shift = centered * scale
